@@ -1,0 +1,24 @@
+# Derives: a whole-day number (Julian day number) for every xsd:date that a time rule compares,
+#   and for the assessment date (nkg:assessment nkg:assessmentDate, set from --as-of).
+# Serves: every time rule (subtherapeutic-pregabalin's 7 days, the IVIG response window, the
+#   HbA1c and monofilament look-backs, adequate trials).
+# Why day numbers: date - date and comparisons of computed dates differ between rdflib and Oxigraph
+#   (see docs/engine-notes.md); integers compare alike everywhere. A malformed date gets no day
+#   number (and a data-malformed-date finding from shapes/data/).
+PREFIX nkg: <https://w3id.org/neuropathy-kg/>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+
+INSERT { ?record ?dayProperty ?dayNumber }
+WHERE {
+  VALUES (?dateProperty ?dayProperty) {
+    (nkg:date nkg:day) (nkg:recordedDate nkg:recordedDay) (nkg:startDate nkg:startDay)
+    (nkg:endDate nkg:endDay) (nkg:birthDate nkg:birthDay) (nkg:assessmentDate nkg:assessmentDay)
+  }
+  ?record ?dateProperty ?date .
+  FILTER(DATATYPE(?date) = xsd:date)
+  BIND(FLOOR((14 - MONTH(?date)) / 12) AS ?a)
+  BIND(YEAR(?date) + 4800 - ?a AS ?y)
+  BIND(MONTH(?date) + 12 * ?a - 3 AS ?m)
+  BIND(xsd:integer(DAY(?date) + FLOOR((153 * ?m + 2) / 5) + 365 * ?y + FLOOR(?y / 4)
+                   - FLOOR(?y / 100) + FLOOR(?y / 400) - 32045) AS ?dayNumber)
+}

@@ -1,0 +1,31 @@
+# Derives: nkg:normalValue, each observation's value in its kind's normalised unit (ontology/concepts.ttl:
+#   nkg:UnitConversion multiplier/divisor, nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses.
+# Serves: every rule that reads a measurement or a dose. Values that do not convert, are implausible,
+#   or are dated after the assessment date get none, so no rule (and no dose) ever uses them; the
+#   data-unit-not-convertible, data-value-out-of-range and data-date-in-future shapes report them.
+# Arithmetic is in xsd:double (Oxigraph drops non-terminating xsd:decimal divisions).
+PREFIX nkg: <https://w3id.org/neuropathy-kg/>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+
+INSERT { ?obs nkg:normalValue ?normal }
+WHERE {
+  ?obs nkg:code ?kind ; nkg:value ?raw ; nkg:day ?day .
+  nkg:assessment nkg:assessmentDay ?today .
+  FILTER(?day <= ?today)
+  OPTIONAL { ?obs nkg:unit ?recordedUnit }
+  BIND(COALESCE(STR(?recordedUnit), "") AS ?unit)
+  ?conversion nkg:forConcept ?kind ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
+  ?kind nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
+  BIND(xsd:double(?raw) * xsd:double(?mul) / xsd:double(?div) AS ?normal)
+  FILTER(?normal >= ?min && ?normal <= ?max)
+} ;
+
+INSERT { ?use nkg:dailyDoseMg ?mg }
+WHERE {
+  ?use a nkg:MedicationUse ; nkg:dailyDose ?dose ; nkg:unit ?recordedUnit .
+  ?conversion nkg:forConcept nkg:daily-drug-amount ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
+  FILTER(STR(?recordedUnit) = ?unit)
+  nkg:daily-drug-amount nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
+  BIND(xsd:double(?dose) * xsd:double(?mul) / xsd:double(?div) AS ?mg)
+  FILTER(?mg >= ?min && ?mg <= ?max)
+}

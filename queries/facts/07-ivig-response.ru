@@ -1,0 +1,71 @@
+# Derives: per given IVIG course its nkg:baselineVas (last pain score on or before its first day) and
+#   nkg:responded with nkg:responseDay (a course may collect several response days; rules use the
+#   earliest or latest as they need). A course responded when
+#     - an ivig-response observation states true (for the course it names with nkg:course, else for the
+#       latest given course that ended on or before the statement), or
+#     - a pain score taken windowStartDays..windowEndDays after its last day is at most ratio x baseline, or
+#     - an MRC value of the same kind in that window is above the last one on or before its first day,
+#   unless an ivig-response observation states false for that very course.
+#   Window and ratio: nkg:criterion-ivig-response. Then nkg:previousIvigResponder for the patient.
+# Serves: repeat-ivig, consider-plasma-exchange, withheld-repeat-ivig, relapse (08-relapse.ru).
+# The 1e-9 slack keeps "at most 70%" exact at the boundary in binary floating point.
+PREFIX nkg: <https://w3id.org/neuropathy-kg/>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+
+INSERT { ?course nkg:baselineVas ?baseline }
+WHERE {
+  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
+  ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?baseline ; nkg:day ?day .
+  FILTER(?day <= ?start)
+  FILTER NOT EXISTS {
+    ?later nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?laterValue ; nkg:day ?laterDay .
+    FILTER(?laterDay <= ?start && (?laterDay > ?day || (?laterDay = ?day && STR(?later) > STR(?obs))))
+  }
+} ;
+
+INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
+WHERE {
+  ?statement nkg:code nkg:ivig-response ; nkg:value true ; nkg:day ?day ; nkg:course ?course .
+  ?course a nkg:IvigCourse ; nkg:status "given" .
+} ;
+
+INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
+WHERE {
+  ?statement nkg:subject ?patient ; nkg:code nkg:ivig-response ; nkg:value true ; nkg:day ?day .
+  FILTER NOT EXISTS { ?statement nkg:course ?named }
+  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end .
+  FILTER(?end <= ?day)
+  FILTER NOT EXISTS {
+    ?laterCourse a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?laterEnd .
+    FILTER(?laterEnd <= ?day && ?laterEnd > ?end)
+  }
+} ;
+
+INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
+WHERE {
+  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end ; nkg:baselineVas ?baseline .
+  nkg:criterion-ivig-response nkg:ratio ?ratio ; nkg:windowStartDays ?from ; nkg:windowEndDays ?to .
+  ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?day .
+  FILTER(?day >= ?end + ?from && ?day <= ?end + ?to)
+  FILTER(?value <= xsd:double(?ratio) * ?baseline + 1e-9)
+  FILTER NOT EXISTS { ?denial nkg:code nkg:ivig-response ; nkg:value false ; nkg:course ?course }
+} ;
+
+INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
+WHERE {
+  VALUES ?mrcKind { nkg:mrc-sum-score nkg:mrc-grade }
+  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start ; nkg:endDay ?end .
+  nkg:criterion-ivig-response nkg:windowStartDays ?from ; nkg:windowEndDays ?to .
+  ?before nkg:subject ?patient ; nkg:code ?mrcKind ; nkg:normalValue ?baseline ; nkg:day ?baseDay .
+  FILTER(?baseDay <= ?start)
+  FILTER NOT EXISTS {
+    ?later nkg:subject ?patient ; nkg:code ?mrcKind ; nkg:normalValue ?laterValue ; nkg:day ?laterDay .
+    FILTER(?laterDay <= ?start && (?laterDay > ?baseDay || (?laterDay = ?baseDay && STR(?later) > STR(?before))))
+  }
+  ?after nkg:subject ?patient ; nkg:code ?mrcKind ; nkg:normalValue ?value ; nkg:day ?day .
+  FILTER(?day >= ?end + ?from && ?day <= ?end + ?to && ?value > ?baseline)
+  FILTER NOT EXISTS { ?denial nkg:code nkg:ivig-response ; nkg:value false ; nkg:course ?course }
+} ;
+
+INSERT { ?patient nkg:previousIvigResponder true }
+WHERE { ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:responded true . }

@@ -1,0 +1,98 @@
+# Derives: nkg:relapse, nkg:relapseDay and nkg:relapseDate (the date of the record behind the day, if any), nkg:ivigTolerated, nkg:courseSinceRelapse and
+#   nkg:repeatIvigIndicated.
+#   Relapse: a diabetic neuropathy condition with clinical status relapse or recurrence, or, after the
+#   latest documented response, a pain score back above ratio x that course's baseline
+#   (nkg:criterion-ivig-response). Relapse day: the first such pain score; else the latest recordedDate
+#   of a relapse-status condition; else the day after the last given course (the relapse counts as after it).
+#   A course "since the relapse" is given or planned and starts on or after the relapse day.
+#   Repeat IVIG is indicated for an eligible patient in relapse with the asymmetric phenotype, a previous
+#   response, no recorded immune globulin intolerance, and no course given since the relapse.
+# Serves: every relapse action, repeat-ivig, monitor-ivig-adverse-effects, reassess-*, withheld-repeat-ivig,
+#   glycemic-control-neglected, consider-plasma-exchange.
+PREFIX nkg: <https://w3id.org/neuropathy-kg/>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+
+INSERT { ?patient nkg:relapse true ; nkg:relapseDay ?firstDay }
+WHERE {
+  SELECT ?patient (MIN(?day) AS ?firstDay)
+  WHERE {
+    ?course nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?responseDay ; nkg:baselineVas ?baseline .
+    FILTER NOT EXISTS {
+      ?other nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?otherDay .
+      FILTER(?otherDay > ?responseDay)
+    }
+    nkg:criterion-ivig-response nkg:ratio ?ratio .
+    ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?day .
+    FILTER(?day > ?responseDay && ?value > xsd:double(?ratio) * ?baseline + 1e-9)
+  }
+  GROUP BY ?patient
+} ;
+
+INSERT { ?patient nkg:relapse true }
+WHERE {
+  ?condition a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ; nkg:clinicalStatus ?status .
+  ?diagnosis a ?class .
+  VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
+  FILTER(STR(?status) IN ("relapse", "recurrence"))
+} ;
+
+INSERT { ?patient nkg:relapseDay ?latest }
+WHERE {
+  SELECT ?patient (MAX(?recorded) AS ?latest)
+  WHERE {
+    ?condition a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ; nkg:clinicalStatus ?status ;
+               nkg:recordedDay ?recorded .
+    ?diagnosis a ?class .
+    VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
+    FILTER(STR(?status) IN ("relapse", "recurrence"))
+    FILTER NOT EXISTS { ?patient nkg:relapseDay ?fromPain }
+  }
+  GROUP BY ?patient
+} ;
+
+INSERT { ?patient nkg:relapseDay ?dayAfter }
+WHERE {
+  SELECT ?patient ((MAX(?end) + 1) AS ?dayAfter)
+  WHERE {
+    ?patient nkg:relapse true .
+    FILTER NOT EXISTS { ?patient nkg:relapseDay ?known }
+    ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end .
+  }
+  GROUP BY ?patient
+} ;
+
+INSERT { ?patient nkg:relapseDate ?date }
+WHERE {
+  SELECT ?patient (MIN(?recordDate) AS ?date)
+  WHERE {
+    ?patient nkg:relapseDay ?day .
+    { ?record nkg:subject ?patient ; nkg:day ?day ; nkg:date ?recordDate . }
+    UNION
+    { ?record nkg:subject ?patient ; nkg:recordedDay ?day ; nkg:recordedDate ?recordDate . }
+  }
+  GROUP BY ?patient
+} ;
+
+INSERT { ?patient nkg:ivigTolerated true }
+WHERE {
+  ?patient a nkg:Patient .
+  FILTER NOT EXISTS {
+    ?intolerance a nkg:IntoleranceRecord ; nkg:subject ?patient ; nkg:substance ?substance .
+    ?substance a nkg:ImmuneGlobulin .
+  }
+} ;
+
+INSERT { ?patient nkg:courseSinceRelapse ?course }
+WHERE {
+  ?patient nkg:relapse true .
+  OPTIONAL { ?patient nkg:relapseDay ?relapseDay }
+  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status ?status ; nkg:startDay ?start .
+  FILTER(STR(?status) IN ("given", "planned") && ?start >= COALESCE(?relapseDay, 0))
+} ;
+
+INSERT { ?patient nkg:repeatIvigIndicated true }
+WHERE {
+  ?patient nkg:eligibleForActions true ; nkg:relapse true ; nkg:phenotype nkg:asymmetric-diabetic-neuropathy ;
+           nkg:previousIvigResponder true ; nkg:ivigTolerated true .
+  FILTER NOT EXISTS { ?patient nkg:courseSinceRelapse ?course . ?course nkg:status "given" }
+}

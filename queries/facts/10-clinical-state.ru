@@ -1,0 +1,47 @@
+# Derives: nkg:painNotControlled (latest pain score >= nkg:criterion-pain-not-controlled threshold),
+#   nkg:severe (latest pain score >= nkg:criterion-severe-pain threshold, or latest MRC grade <=
+#   nkg:criterion-severe-weakness threshold), nkg:ivigRepeated (two or more given IVIG courses: a first
+#   course and at least one repeat) and nkg:refractory (IVIG repeated, pharmacotherapy optimised, and pain
+#   not controlled on a score taken at least the response window's start after the last given course, so
+#   that a course too recent to have worked yet does not count as failed).
+# Serves: titrate-duloxetine, combination-therapy, refer-spinal-cord-stimulation, consider-corticosteroids.
+PREFIX nkg: <https://w3id.org/neuropathy-kg/>
+
+INSERT { ?patient nkg:painNotControlled true }
+WHERE {
+  ?patient nkg:latestObservation ?obs .
+  ?obs nkg:code nkg:pain-vas ; nkg:normalValue ?score .
+  nkg:criterion-pain-not-controlled nkg:threshold ?threshold .
+  FILTER(?score >= ?threshold)
+} ;
+
+INSERT { ?patient nkg:severe true }
+WHERE {
+  ?patient nkg:latestObservation ?obs .
+  {
+    ?obs nkg:code nkg:pain-vas ; nkg:normalValue ?score .
+    nkg:criterion-severe-pain nkg:threshold ?threshold .
+    FILTER(?score >= ?threshold)
+  } UNION {
+    ?obs nkg:code nkg:mrc-grade ; nkg:normalValue ?grade .
+    nkg:criterion-severe-weakness nkg:threshold ?threshold .
+    FILTER(?grade <= ?threshold)
+  }
+} ;
+
+INSERT { ?patient nkg:ivigRepeated true ; nkg:lastCourseEndDay ?lastEnd }
+WHERE {
+  SELECT ?patient (MAX(?end) AS ?lastEnd)
+  WHERE { ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end . }
+  GROUP BY ?patient
+  HAVING (COUNT(DISTINCT ?course) >= 2)
+} ;
+
+INSERT { ?patient nkg:refractory true }
+WHERE {
+  ?patient nkg:eligibleForActions true ; nkg:ivigRepeated true ; nkg:lastCourseEndDay ?lastEnd ;
+           nkg:optimizedPharmacotherapy true ; nkg:painNotControlled true ; nkg:latestObservation ?obs .
+  ?obs nkg:code nkg:pain-vas ; nkg:day ?scoreDay .
+  nkg:criterion-ivig-response nkg:windowStartDays ?from .
+  FILTER(?scoreDay >= ?lastEnd + ?from)
+}

@@ -1,0 +1,220 @@
+"""The `neuropathy-kg` command (contract: ../shared/spec/interface.md, documented in README.md).
+
+JSON goes to standard output, messages to standard error. Exit status: 0 done, 1 a violation
+(validate) or inconsistency (reason), 2 unusable input or usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from . import __version__, guideline
+from .engine import ENGINES
+from .load import InputError, read_patients
+
+FORMATS = ("text", "json")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"neuropathy-kg: {message}", err=True)
+    sys.exit(2)
+
+
+def _as_of(value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+def _default_format(given: str | None) -> str:
+    if given:
+        return given
+    return "text" if sys.stdout.isatty() else "json"
+
+
+def _emit_json(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def _read(paths: tuple[str, ...]):
+    if not paths:
+        _fail("no input: give one or more files, folders, or - for standard input")
+    patients, errors = read_patients(paths)
+    for error in errors:
+        click.echo(f"neuropathy-kg: {error}", err=True)
+    if not patients and not errors:
+        _fail("no patients found in the input")
+    return patients, errors
+
+
+as_of_option = click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Assessment date every time rule counts from (default: today).")
+engine_option = click.option("--engine", type=click.Choice(ENGINES), default="oxigraph", show_default=True, help="SPARQL engine.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="neuropathy-kg")
+def main() -> None:
+    """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@engine_option
+def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+    """Derive the guideline's recommended actions for each patient in PATHS."""
+    from .pipeline import recommend as run
+
+    date = _as_of(as_of)
+    patients, errors = _read(paths)
+    document = run(patients, date, engine)
+    if _default_format(fmt) == "json":
+        _emit_json(document)
+    else:
+        click.echo(render_recommendations(document))
+    sys.exit(2 if errors else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
+@engine_option
+def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+    """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS."""
+    from .pipeline import validate as run, validation_report_graph
+
+    date = _as_of(as_of)
+    patients, errors = _read(paths)
+    document = run(patients, date, engine)
+    chosen = _default_format(fmt)
+    if chosen == "json":
+        _emit_json(document)
+    elif chosen == "turtle":
+        sys.stdout.write(validation_report_graph(document).serialize(format="turtle"))
+    else:
+        click.echo(render_findings(document))
+    if errors:
+        sys.exit(2)
+    sys.exit(0 if document["conforms"] else 1)
+
+
+@main.command()
+@click.argument("query")
+@click.argument("paths", nargs=-1)
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@engine_option
+def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+    """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS."""
+    from .pipeline import derive, python_value
+
+    text = _query_text(query)
+    patients, errors = read_patients(paths) if paths else ([], [])
+    for error in errors:
+        click.echo(f"neuropathy-kg: {error}", err=True)
+    store = derive(patients, _as_of(as_of), engine)
+    try:
+        rows = store.select(text)
+    except Exception as error:  # engines raise their own syntax error types
+        _fail(f"{query}: query failed: {' '.join(str(error).split())[:300]}")
+    table = [{k: python_value(v) for k, v in row.items()} for row in rows]
+    if _default_format(fmt) == "json":
+        _emit_json({"query": query, "rows": table})
+    else:
+        columns = sorted({k for row in table for k in row})
+        click.echo("\t".join(columns))
+        for row in table:
+            click.echo("\t".join(str(row.get(c, "")) for c in columns))
+    sys.exit(2 if errors else 0)
+
+
+def _query_text(name: str) -> str:
+    path = Path(name)
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            _fail(f"{name}: cannot read query ({error})")
+    known = guideline.named_queries()
+    if name in known:
+        return known[name].read_text(encoding="utf-8")
+    _fail(f"{name}: no such query file, and no query of that name in queries/ (known: {', '.join(sorted(known))})")
+    return ""
+
+
+# ---------------------------------------------------------------- text output
+
+def _wrap(text: str, indent: str) -> str:
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+
+
+def _dose_text(dose: dict) -> str:
+    unit = dose.get("unit", "")
+    parts = [dose.get("drug", "")]
+    labels = [("dailyAmount", "{}/day"), ("days", "x {} days"), ("totalAmount", "total {}"),
+              ("startDailyAmount", "start {}/day"), ("targetDailyAmount", "target {}/day"),
+              ("minDailyAmount", "range {}"), ("maxDailyAmount", "to {}/day")]
+    for key, pattern in labels:
+        if key in dose:
+            value = dose[key] if key == "days" else f"{dose[key]} {unit}"
+            parts.append(pattern.format(value))
+    return " ".join(parts)
+
+
+def render_recommendations(document: dict) -> str:
+    lines = [f"Guideline {document['guideline']} (version {document['version']}), as of {document['asOf']}", ""]
+    for patient in document["patients"]:
+        facts = patient["facts"]
+        crcl = facts["creatinineClearance"]
+        crcl_text = f"{crcl['value']} mL/min ({crcl['method']}, band {facts['renalBand']})" if crcl else "unknown"
+        scope = "in scope" if patient["inScope"] else "out of scope"
+        if facts.get("deceased"):
+            scope += ", deceased"
+        lines.append(f"Patient {patient['patient']}: {scope}; phenotype {patient['phenotype'] or 'not recorded'}; "
+                     f"relapse {'yes' if facts['relapse'] else 'no'}; previous IVIG responder "
+                     f"{'yes' if facts['previousIvigResponder'] else 'no'}; CrCl {crcl_text}")
+        if not patient["actions"]:
+            lines.append("  (no actions)")
+        for action in patient["actions"]:
+            extra = []
+            if "dose" in action:
+                extra.append(_dose_text(action["dose"]))
+            if "due" in action:
+                extra.append(f"due {action['due']}")
+            lines.append(f"  - {action['id']:<44} {action['label']}")
+            if extra:
+                lines.append(f"      {'; '.join(extra)}")
+            lines.append(_wrap(f"{action['rationale']} [refs {', '.join(action['citations'])}]", "      "))
+        for missing in patient["missingData"]:
+            lines.append(f"  ! {missing['id']} (needed for {', '.join(missing['neededFor'])})")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def render_findings(document: dict) -> str:
+    lines = []
+    for patient in document["patients"]:
+        status = "conforms" if patient["conforms"] else "DOES NOT CONFORM"
+        lines.append(f"Patient {patient['patient']}: {status}")
+        for finding in patient["findings"]:
+            lines.append(f"  {finding['severity'].upper():<9} {finding['id']}")
+            lines.append(_wrap(f"{finding['message']} [refs {', '.join(finding['citations']) or '-'}]", "            "))
+        lines.append("")
+    verdict = "all patients conform" if document["conforms"] else "at least one violation"
+    lines.append(f"{len(document['patients'])} patients: {verdict}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

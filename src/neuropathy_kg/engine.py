@@ -1,0 +1,97 @@
+"""The engine seam: one small interface over rdflib's SPARQL engine and Oxigraph (pyoxigraph).
+
+Everything that runs SPARQL goes through :class:`Store`. Both engines must give the same answers for
+every query in ``queries/``; ``tests/test_engines.py`` checks that. Terms come back as rdflib terms.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+import pyoxigraph as ox
+import rdflib
+from rdflib.term import Identifier
+
+ENGINES = ("oxigraph", "rdflib")
+
+
+class Store(Protocol):
+    def add_ntriples(self, data: bytes) -> None: ...
+    def update(self, sparql: str) -> None: ...
+    def select(self, sparql: str) -> list[dict[str, Identifier]]: ...
+    def to_graph(self) -> rdflib.Graph: ...
+
+
+class RdflibStore:
+    """rdflib's own SPARQL engine: the reference implementation, slow on large graphs."""
+
+    def __init__(self) -> None:
+        self.graph = rdflib.Graph()
+
+    def add_ntriples(self, data: bytes) -> None:
+        self.graph.parse(data=data, format="nt")
+
+    def update(self, sparql: str) -> None:
+        self.graph.update(sparql)
+
+    def select(self, sparql: str) -> list[dict[str, Identifier]]:
+        result = self.graph.query(sparql)
+        names = [str(v) for v in result.vars]
+        return [{n: row[i] for i, n in enumerate(names) if row[i] is not None} for row in result]
+
+    def to_graph(self) -> rdflib.Graph:
+        return self.graph
+
+
+def _to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Identifier:
+    if isinstance(term, ox.NamedNode):
+        return rdflib.URIRef(term.value)
+    if isinstance(term, ox.BlankNode):
+        return rdflib.BNode(term.value)
+    if term.language:
+        return rdflib.Literal(term.value, lang=term.language)
+    return rdflib.Literal(term.value, datatype=rdflib.URIRef(term.datatype.value))
+
+
+class OxigraphStore:
+    """Oxigraph, in memory: fast joins, the default engine."""
+
+    def __init__(self) -> None:
+        self.store = ox.Store()
+
+    def add_ntriples(self, data: bytes) -> None:
+        self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
+
+    def update(self, sparql: str) -> None:
+        self.store.update(sparql)
+
+    def select(self, sparql: str) -> list[dict[str, Identifier]]:
+        result = self.store.query(sparql)
+        names = [v.value for v in result.variables]
+        rows = []
+        for solution in result:
+            row = {}
+            for name in names:
+                term = solution[name]
+                if term is not None:
+                    row[name] = _to_rdflib(term)
+            rows.append(row)
+        return rows
+
+    def to_graph(self) -> rdflib.Graph:
+        data = self.store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+        graph = rdflib.Graph()
+        graph.parse(data=data, format="nt")
+        return graph
+
+
+def new_store(engine: str) -> Store:
+    if engine == "oxigraph":
+        return OxigraphStore()
+    if engine == "rdflib":
+        return RdflibStore()
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def ntriples(graphs: Iterable[rdflib.Graph]) -> bytes:
+    return b"".join(g.serialize(format="nt", encoding="utf-8") for g in graphs)

@@ -1,0 +1,254 @@
+"""Reading patient data: paths, folders and standard input, format detection, one graph per patient.
+
+Every problem becomes an :class:`InputError` whose message is one line naming the file; a bad file
+does not stop the others. Input files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import rdflib
+from rdflib import RDF, BNode, Literal, URIRef
+
+from . import NKG
+
+RDF_FORMATS = {
+    ".ttl": "turtle", ".turtle": "turtle", ".nt": "nt", ".ntriples": "nt",
+    ".jsonld": "json-ld", ".json-ld": "json-ld", ".rdf": "xml", ".owl": "xml", ".xml": "xml",
+    ".trig": "trig", ".nq": "nquads", ".nquads": "nquads",
+}
+DATASET_FORMATS = {"trig", "nquads"}
+PATIENT_FILE_SUFFIXES = set(RDF_FORMATS) | {".json", ".ndjson"}
+
+
+class InputError(Exception):
+    """Unusable input. ``str(error)`` is the one line shown to the user."""
+
+    def __init__(self, source: str, problem: str):
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+
+
+@dataclass
+class Patient:
+    """One patient's graph, as read."""
+
+    iri: URIRef
+    id: str
+    source: str
+    graph: rdflib.Graph = field(repr=False)
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str | Path]:
+    """Files in the order given; folders recursively, sorted; '-' for standard input."""
+    for raw in paths:
+        if raw == "-":
+            yield "-"
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PATIENT_FILE_SUFFIXES)
+            if not files:
+                raise InputError(raw, "folder holds no patient files (.ttl .nt .jsonld .rdf .trig .nq .json .ndjson)")
+            yield from files
+        elif path.exists():
+            yield path
+        else:
+            raise InputError(raw, "no such file or folder")
+
+
+def _read_bytes(source: str | Path) -> tuple[str, bytes]:
+    if source == "-":
+        return "<stdin>", sys.stdin.buffer.read()
+    name = str(source)
+    try:
+        with open(source, "rb") as handle:  # read-only, always
+            return name, handle.read()
+    except OSError as error:
+        raise InputError(name, f"cannot read file ({error.strerror or error})") from None
+
+
+def sniff_format(name: str, data: bytes) -> str:
+    """The RDF format (rdflib name) or 'fhir-json' / 'fhir-ndjson', by extension, else by content."""
+    suffix = Path(name).suffix.lower()
+    if suffix in RDF_FORMATS:
+        return RDF_FORMATS[suffix]
+    if suffix == ".ndjson":
+        return "fhir-ndjson"
+    head = data.lstrip()[:2048]
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if not head:
+        raise InputError(name, "file is empty")
+    if head[:1] in (b"{", b"["):
+        lines = data.strip().splitlines()
+        if len(lines) > 1 and _is_json(lines[0]) and _is_json(lines[1]):
+            return "fhir-ndjson"
+        if b"@context" in head or b'"@id"' in head or b'"@graph"' in head:
+            return "json-ld"
+        return "fhir-json"
+    if head.startswith(b"<?xml") or head.startswith(b"<rdf:RDF"):
+        return "xml"
+    return "turtle"
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_rdf(name: str, data: bytes, fmt: str) -> rdflib.Graph | rdflib.Dataset:
+    target: rdflib.Graph | rdflib.Dataset = rdflib.Dataset() if fmt in DATASET_FORMATS else rdflib.Graph()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(name, f"not UTF-8 text (byte {error.start})") from None
+    try:
+        target.parse(data=text, format=fmt)
+    except Exception as error:  # rdflib raises many parser-specific types
+        raise InputError(name, f"not valid {fmt}: {_one_line(error)}") from None
+    return target
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] if text else type(error).__name__
+
+
+def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]]:
+    """All patients from all inputs, in input order; a patient found in several inputs is merged."""
+    patients: dict[URIRef, Patient] = {}
+    errors: list[InputError] = []
+    try:
+        sources = list(expand_paths(paths))
+    except InputError as error:
+        return [], [error]
+    for source in sources:
+        try:
+            name, data = _read_bytes(source)
+            for patient in _patients_in(name, data):
+                if patient.iri in patients:
+                    patients[patient.iri].graph += patient.graph
+                else:
+                    patients[patient.iri] = patient
+        except InputError as error:
+            errors.append(error)
+    return list(patients.values()), errors
+
+
+def _patients_in(name: str, data: bytes) -> list[Patient]:
+    fmt = sniff_format(name, data)
+    if fmt in ("fhir-json", "fhir-ndjson"):
+        from . import fhir  # imported lazily: most RDF runs never need it
+
+        graph = fhir.to_graph(name, data, ndjson=(fmt == "fhir-ndjson"))
+        return split_patients(name, graph)
+    parsed = _parse_rdf(name, data, fmt)
+    if isinstance(parsed, rdflib.Dataset):
+        found: list[Patient] = []
+        for graph in parsed.graphs():
+            if len(graph):
+                plain = rdflib.Graph()
+                for triple in graph:
+                    plain.add(triple)
+                found.extend(split_patients(name, plain))
+        if not found:
+            raise InputError(name, "no nkg:Patient in any named graph")
+        return found
+    found = split_patients(name, parsed)
+    if not found:
+        raise InputError(name, f"no patient found (no subject typed {NKG.Patient.n3()})")
+    return found
+
+
+def split_patients(name: str, graph: rdflib.Graph) -> list[Patient]:
+    """One graph per nkg:Patient: the patient's triples and those of every record whose nkg:subject it is."""
+    result = []
+    patient_nodes = sorted(set(graph.subjects(RDF.type, NKG.Patient)), key=_node_order_key(graph))
+    for node in patient_nodes:
+        own = rdflib.Graph()
+        _copy_closure(graph, node, own)
+        for record in graph.subjects(NKG.subject, node):
+            _copy_closure(graph, record, own)
+        own = _name_blank_nodes(own, node)
+        iri = node if isinstance(node, URIRef) else _blank_patient_iri(own, node)
+        ident = own.value(iri, NKG.patientId)
+        pid = str(ident) if ident is not None else _local_name(iri)
+        result.append(Patient(iri=iri, id=pid, source=name, graph=own))
+    return result
+
+
+def _node_order_key(graph: rdflib.Graph):
+    def key(node):
+        ident = graph.value(node, NKG.patientId)
+        return (str(ident) if ident is not None else _local_name(node), str(node))
+
+    return key
+
+
+def _copy_closure(source: rdflib.Graph, node, target: rdflib.Graph) -> None:
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for p, o in source.predicate_objects(current):
+            target.add((current, p, o))
+            if isinstance(o, BNode):
+                stack.append(o)
+
+
+def _name_blank_nodes(graph: rdflib.Graph, patient) -> rdflib.Graph:
+    """Replace blank nodes by IRIs made from their content, so that runs are repeatable."""
+    blanks = {s for s in graph.subjects() if isinstance(s, BNode)} - {patient}
+    if not blanks:
+        return graph
+    base = str(patient) if isinstance(patient, URIRef) else "urn:neuropathy-kg:patient:anonymous"
+    names = {}
+    for blank in blanks:
+        lines = sorted(
+            f"{p.n3()} {o.n3() if not isinstance(o, BNode) else '_'}" for p, o in graph.predicate_objects(blank)
+        )
+        digest = hashlib.sha1("\n".join(lines).encode()).hexdigest()[:16]
+        names[blank] = URIRef(f"{base}/record/{digest}")
+    renamed = rdflib.Graph()
+    for s, p, o in graph:
+        renamed.add((names.get(s, s), p, names.get(o, o) if isinstance(o, BNode) else o))
+    return renamed
+
+
+def _blank_patient_iri(graph: rdflib.Graph, node: BNode) -> URIRef:
+    ident = graph.value(node, NKG.patientId)
+    key = str(ident) if ident is not None else hashlib.sha1(
+        "\n".join(sorted(f"{p.n3()} {o.n3()}" for p, o in graph.predicate_objects(node))).encode()
+    ).hexdigest()[:16]
+    iri = URIRef(f"urn:neuropathy-kg:patient:{key}")
+    for s, p, o in list(graph):
+        if s == node or o == node:
+            graph.remove((s, p, o))
+            graph.add((iri if s == node else s, p, iri if o == node else o))
+    return iri
+
+
+def _local_name(node) -> str:
+    text = str(node)
+    for sep in ("#", "/", ":"):
+        if sep in text:
+            text = text.rsplit(sep, 1)[-1]
+    return text or str(node)
+
+
+def assessment_graph(as_of) -> rdflib.Graph:
+    graph = rdflib.Graph()
+    graph.add((NKG.assessment, NKG.assessmentDate, Literal(as_of.isoformat(), datatype=rdflib.XSD.date)))
+    return graph

@@ -1,0 +1,274 @@
+"""Run the guideline on patients: derive facts, select actions, validate with SHACL, build the JSON.
+
+No clinical number lives here: thresholds, doses and conditions are read by the SPARQL in
+``queries/`` from the ontology, and pitfalls are SHACL shapes. This module only moves data between
+the engine and the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Iterable, Iterator
+
+import pyshacl
+import rdflib
+from rdflib import Literal, URIRef
+from rdflib.namespace import RDF, SH, XSD
+
+from . import NKG, guideline
+from .engine import Store, ntriples, new_store
+from .load import Patient, assessment_graph
+
+#: How many patients share one store. rdflib's engine slows down sharply with graph size.
+CHUNK_SIZE = {"oxigraph": 200, "rdflib": 1}
+
+DOSE_FIELDS = (
+    "dailyAmount", "days", "totalAmount", "startDailyAmount", "targetDailyAmount", "minDailyAmount", "maxDailyAmount",
+)
+#: Output groups an action query may fill: JSON key -> {query variable: JSON field}.
+ACTION_GROUPS = {
+    "target": {"targetLow": "low", "targetHigh": "high", "targetUnit": "unit"},
+    "measures": {"painScore": "painScore", "mrc": "mrc", "walkingDistance": "walkingDistanceM"},
+}
+SEVERITY_RANK = {"violation": 0, "warning": 1, "info": 2}
+
+
+def chunks(items: list[Patient], size: int) -> Iterator[list[Patient]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph") -> Store:
+    """A store holding the ontology, the patients and every derived fact (queries/facts/*.ru)."""
+    store = new_store(engine)
+    store.add_ntriples(guideline.ontology_ntriples())
+    store.add_ntriples(ntriples([assessment_graph(as_of), *(p.graph for p in patients)]))
+    for _name, update in guideline.fact_updates():
+        store.update(update)
+    return store
+
+
+def python_value(term) -> object:
+    """A JSON-ready value: numbers as int where whole (else rounded float), dates as ISO strings."""
+    if isinstance(term, URIRef):
+        return local_name(term)
+    if isinstance(term, Literal):
+        if term.datatype in (XSD.double, XSD.float, XSD.decimal, XSD.integer, XSD.int, XSD.long):
+            number = float(term.toPython())
+            return int(number) if number.is_integer() else round(number, 2)
+        if term.datatype == XSD.boolean:
+            return term.toPython() is True
+        return str(term)
+    return str(term)
+
+
+def date_of_day_number(day: int) -> dt.date:
+    """The date of a Julian day number, as queries/facts/01-day-numbers.ru computes them."""
+    return dt.date.fromordinal(day - JULIAN_DAY_OF_ORDINAL_ZERO)
+
+
+#: date.toordinal() counts from 0001-01-01 = 1; that day's Julian day number is 1721426.
+JULIAN_DAY_OF_ORDINAL_ZERO = 1721425
+
+
+def local_name(iri) -> str:
+    text = str(iri)
+    if text.startswith(str(NKG)):
+        return text[len(str(NKG)):]
+    return text.rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------- recommend
+
+def recommend(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> dict:
+    iri, version = guideline.guideline_info()
+    results = []
+    for chunk in chunks(patients, CHUNK_SIZE[engine]):
+        store = derive(chunk, as_of, engine)
+        facts = _rows_by_patient(store.select(guideline.report_query("patient-facts")))
+        missing = _rows_by_patient(store.select(guideline.report_query("missing-data")))
+        actions: dict[str, list[dict]] = defaultdict(list)
+        for _name, query in guideline.action_queries():
+            for row in store.select(query):
+                actions[str(row["patient"])].append(row)
+        for patient in chunk:
+            key = str(patient.iri)
+            results.append(_patient_result(patient, facts.get(key, [{}])[0], actions.get(key, []), missing.get(key, [])))
+    return {"guideline": iri, "version": version, "asOf": as_of.isoformat(), "patients": results}
+
+
+def _rows_by_patient(rows: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["patient"])].append(row)
+    return grouped
+
+
+def _flag(row: dict, name: str) -> bool:
+    return name in row and python_value(row[name]) is True
+
+
+def _patient_result(patient: Patient, facts: dict, action_rows: list[dict], missing_rows: list[dict]) -> dict:
+    in_scope = _flag(facts, "inScope")
+    eligible = _flag(facts, "eligible")
+    crcl = None
+    if "creatinineClearance" in facts:
+        crcl = {
+            "value": python_value(facts["creatinineClearance"]),
+            "unit": "mL/min",
+            "method": python_value(facts["clearanceMethod"]),
+        }
+    fact_json = {
+        "creatinineClearance": crcl,
+        "renalBand": python_value(facts["renalBand"]) if "renalBand" in facts else None,
+        "previousIvigResponder": _flag(facts, "previousIvigResponder"),
+        "relapse": _flag(facts, "relapse"),
+        "relapseDate": python_value(facts["relapseDate"]) if "relapseDate" in facts else None,
+        "deceased": _flag(facts, "deceased"),
+        "ageYears": python_value(facts["ageYears"]) if "ageYears" in facts else None,
+        "weightKg": python_value(facts["weightKg"]) if "weightKg" in facts else None,
+        "painScore": python_value(facts["painScore"]) if "painScore" in facts else None,
+        "ivigTolerated": _flag(facts, "ivigTolerated"),
+        "onFirstLineAgent": _flag(facts, "onFirstLineAgent"),
+        "optimizedPharmacotherapy": _flag(facts, "optimizedPharmacotherapy"),
+        "painNotControlled": _flag(facts, "painNotControlled"),
+        "refractory": _flag(facts, "refractory"),
+    }
+    actions = [_action_json(row) for row in action_rows] if eligible else []
+    actions = _dedupe(sorted(actions, key=lambda a: (a["order"], a["id"], a.get("due", ""))))
+    for action in actions:
+        del action["order"]
+    needed: dict[str, set[str]] = defaultdict(set)
+    if eligible:
+        for row in missing_rows:
+            needed[local_name(row["finding"])].add(local_name(row["neededFor"]))
+    return {
+        "patient": patient.id,
+        "inScope": in_scope,
+        "phenotype": python_value(facts["phenotype"]) if "phenotype" in facts else None,
+        "facts": fact_json,
+        "actions": actions,
+        "missingData": [{"id": k, "neededFor": sorted(v)} for k, v in sorted(needed.items())],
+    }
+
+
+def _dedupe(actions: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for action in actions:
+        if action["id"] not in seen:
+            seen.add(action["id"])
+            unique.append(action)
+    return unique
+
+
+def _action_json(row: dict) -> dict:
+    action_id = local_name(row["action"])
+    entry = guideline.catalogue()[action_id]
+    values = {name: python_value(term) for name, term in row.items()}
+    out: dict = {
+        "id": action_id,
+        "iri": entry.iri,
+        "label": entry.label,
+        "citations": list(entry.citations),
+        "statement": entry.statement,
+        "rationale": guideline.rationale(action_id, values),
+        "order": entry.order,
+    }
+    if "drug" in values:
+        dose = {"drug": values["drug"], "unit": values.get("unit")}
+        dose.update({f: values[f] for f in DOSE_FIELDS if f in values})
+        out["dose"] = dose
+    for group, fields in ACTION_GROUPS.items():
+        picked = {json_name: values[var] for var, json_name in fields.items() if var in values}
+        if picked:
+            out[group] = picked
+    if "dueDay" in values:
+        out["due"] = date_of_day_number(int(values["dueDay"])).isoformat()
+    return out
+
+
+# ---------------------------------------------------------------- validate
+
+def validate(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> dict:
+    results = []
+    for patient in patients:
+        graph = derive([patient], as_of, engine).to_graph()
+        findings = _shacl_findings(graph)
+        results.append({
+            "patient": patient.id,
+            "conforms": not any(f["severity"] == "violation" for f in findings),
+            "findings": findings,
+        })
+    return {"conforms": all(r["conforms"] for r in results), "asOf": as_of.isoformat(), "patients": results}
+
+
+def shacl_report(data_graph: rdflib.Graph) -> rdflib.Graph:
+    _conforms, report, _text = pyshacl.validate(
+        data_graph, shacl_graph=guideline.shapes(), inference="none", advanced=False, inplace=True,
+        allow_warnings=True, allow_infos=True,
+    )
+    return report
+
+
+def _shacl_findings(data_graph: rdflib.Graph) -> list[dict]:
+    report = shacl_report(data_graph)
+    shapes = guideline.shapes()
+    findings = []
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        shape = report.value(result, SH.sourceShape)
+        implemented = _implemented_entry(shapes, shape)
+        entry = guideline.catalogue().get(implemented) if implemented else None
+        severity = str(report.value(result, SH.resultSeverity)).rsplit("#", 1)[-1].lower()
+        owner = _named_shape(shapes, shape)
+        findings.append({
+            "id": implemented or "shacl-constraint",
+            "severity": severity,
+            "message": str(report.value(result, SH.resultMessage) or (entry.label if entry else "")),
+            "focus": str(report.value(result, SH.focusNode)),
+            "shape": str(owner),
+            "citations": list(entry.citations) if entry else [],
+        })
+    unique = {(f["id"], f["focus"], f["message"], f["severity"]): f for f in findings}
+    return sorted(unique.values(), key=lambda f: (SEVERITY_RANK.get(f["severity"], 3), f["id"], f["focus"], f["message"]))
+
+
+def _named_shape(shapes: rdflib.Graph, shape):
+    """The named shape a result came from (a property shape's parent node shape where it is blank)."""
+    if isinstance(shape, rdflib.BNode):
+        parent = shapes.value(None, SH.property, shape)
+        if parent is not None:
+            return parent
+    return shape
+
+
+def _implemented_entry(shapes: rdflib.Graph, shape) -> str | None:
+    for node in (shape, _named_shape(shapes, shape)):
+        value = shapes.value(node, NKG.implements)
+        if value is not None:
+            return local_name(value)
+    return None
+
+
+def validation_report_graph(document: dict) -> rdflib.Graph:
+    """The validate result as one standard sh:ValidationReport (for --format turtle)."""
+    graph = rdflib.Graph()
+    graph.bind("sh", SH)
+    graph.bind("nkg", NKG)
+    report = rdflib.BNode("report")
+    graph.add((report, RDF.type, SH.ValidationReport))
+    graph.add((report, SH.conforms, Literal(document["conforms"])))
+    for patient in document["patients"]:
+        for index, finding in enumerate(patient["findings"]):
+            result = rdflib.BNode(f"r-{patient['patient']}-{index}")
+            graph.add((report, SH.result, result))
+            graph.add((result, RDF.type, SH.ValidationResult))
+            graph.add((result, SH.focusNode, URIRef(finding["focus"])))
+            graph.add((result, SH.sourceShape, URIRef(finding["shape"])))
+            graph.add((result, SH.resultSeverity, SH[finding["severity"].capitalize()]))
+            graph.add((result, SH.resultMessage, Literal(finding["message"])))
+            graph.add((result, SH.sourceConstraintComponent, SH.SPARQLConstraintComponent))
+            entry = guideline.catalogue().get(finding["id"])
+            if entry:
+                graph.add((result, NKG.implements, URIRef(entry.iri)))
+    return graph
