@@ -1,5 +1,6 @@
 # Derives: nkg:normalValue, each observation's value in its kind's normalised unit (ontology/concepts.ttl:
-#   nkg:UnitConversion multiplier/divisor, nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses.
+#   nkg:UnitConversion multiplier/divisor, nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses
+#   and IVIG courses (nkg:daily-drug-amount conversions).
 # Serves: every rule that reads a measurement or a dose. Values that do not convert, are implausible,
 #   or are dated after the assessment date get none, so no rule (and no dose) ever uses them; the
 #   data-unit-not-convertible, data-value-out-of-range and data-date-in-future shapes report them.
@@ -22,7 +23,7 @@ WHERE {
 
 INSERT { ?use nkg:dailyDoseMg ?mg }
 WHERE {
-  ?use a nkg:MedicationUse ; nkg:dailyDose ?dose ; nkg:unit ?recordedUnit .
+  ?use nkg:dailyDose ?dose ; nkg:unit ?recordedUnit .
   ?conversion nkg:forConcept nkg:daily-drug-amount ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
   FILTER(STR(?recordedUnit) = ?unit)
   nkg:daily-drug-amount nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
