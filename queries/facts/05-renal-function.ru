@@ -11,7 +11,7 @@ INSERT { ?patient nkg:creatinineClearance ?crcl ; nkg:clearanceMethod "measured"
 WHERE {
   ?patient nkg:latestObservation ?obs .
   ?obs nkg:code nkg:creatinine-clearance ; nkg:normalValue ?value .
-  BIND(ROUND(?value * 10) / 10 AS ?crcl)
+  BIND(xsd:double(ROUND(?value * 10) / 10) AS ?crcl)
 } ;
 
 INSERT { ?patient nkg:creatinineClearance ?crcl ; nkg:clearanceMethod "cockcroft-gault" }
@@ -23,7 +23,7 @@ WHERE {
   nkg:cockcroft-gault nkg:ageOffset ?offset ; nkg:creatinineCoefficient ?coefficient ; nkg:femaleFactor ?female .
   BIND((xsd:double(?offset) - ?age) * ?kg / (xsd:double(?coefficient) * ?creatinine)
        * IF(STR(?sex) = "female", xsd:double(?female), 1.0e0) AS ?estimate)
-  BIND(ROUND(?estimate * 10) / 10 AS ?crcl)
+  BIND(xsd:double(ROUND(?estimate * 10) / 10) AS ?crcl)
 } ;
 
 INSERT { ?patient nkg:creatinineClearance ?crcl ; nkg:clearanceMethod "egfr" }
@@ -31,7 +31,7 @@ WHERE {
   ?patient nkg:latestObservation ?obs .
   ?obs nkg:code nkg:egfr ; nkg:normalValue ?value .
   FILTER NOT EXISTS { ?patient nkg:creatinineClearance ?other }
-  BIND(ROUND(?value * 10) / 10 AS ?crcl)
+  BIND(xsd:double(ROUND(?value * 10) / 10) AS ?crcl)
 } ;
 
 INSERT { ?patient nkg:renalBand ?band }

@@ -2,8 +2,11 @@
 #   nkg:repeatIvigIndicated.
 #   Relapse: a diabetic neuropathy condition with clinical status relapse or recurrence, or, after the
 #   latest documented response, a pain score back above ratio x that course's baseline
-#   (nkg:criterion-ivig-response). Relapse day: the first such pain score; else the latest recordedDate
-#   of a relapse-status condition; else the day after the last given course (the relapse counts as after it).
+#   (nkg:criterion-ivig-response). Relapse day: the earliest evidence after the latest response (the
+#   first such pain score, or a relapse-status condition recorded after it); else the latest recordedDate
+#   of a relapse-status condition; else the day after the last given course (the relapse counts as after
+#   it). See docs/decisions.md: the catalogue's "first such VAS" alone would date a relapse recorded
+#   months before the next pain score too late and call the course given for it "withheld".
 #   A course "since the relapse" is given or planned and starts on or after the relapse day.
 #   Repeat IVIG is indicated for an eligible patient in relapse with the asymmetric phenotype, a previous
 #   response, no recorded immune globulin intolerance, and no course given since the relapse.
@@ -12,15 +15,19 @@
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
 PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 
-INSERT { ?patient nkg:relapse true ; nkg:relapseDay ?firstDay }
+INSERT { ?patient nkg:latestResponseDay ?latest }
+WHERE {
+  SELECT ?patient (MAX(?day) AS ?latest)
+  WHERE { ?course nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?day . }
+  GROUP BY ?patient
+} ;
+
+INSERT { ?patient nkg:relapse true ; nkg:relapseEvidenceDay ?firstDay }
 WHERE {
   SELECT ?patient (MIN(?day) AS ?firstDay)
   WHERE {
-    ?course nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?responseDay ; nkg:baselineVas ?baseline .
-    FILTER NOT EXISTS {
-      ?other nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?otherDay .
-      FILTER(?otherDay > ?responseDay)
-    }
+    ?patient nkg:latestResponseDay ?responseDay .
+    ?course nkg:subject ?patient ; nkg:responseDay ?responseDay ; nkg:baselineVas ?baseline .
     nkg:criterion-ivig-response nkg:ratio ?ratio .
     ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?day .
     FILTER(?day > ?responseDay && ?value > xsd:double(?ratio) * ?baseline + 1e-9)
@@ -28,12 +35,22 @@ WHERE {
   GROUP BY ?patient
 } ;
 
-INSERT { ?patient nkg:relapse true }
+INSERT { ?patient nkg:relapse true ; nkg:relapseEvidenceDay ?evidenceDay }
 WHERE {
   ?condition a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ; nkg:clinicalStatus ?status .
   ?diagnosis a ?class .
   VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
   FILTER(STR(?status) IN ("relapse", "recurrence"))
+  OPTIONAL { ?condition nkg:recordedDay ?recorded }
+  OPTIONAL { ?patient nkg:latestResponseDay ?responseDay }
+  BIND(IF(BOUND(?recorded) && ?recorded > COALESCE(?responseDay, 0), ?recorded, ?none) AS ?evidenceDay)
+} ;
+
+INSERT { ?patient nkg:relapseDay ?firstDay }
+WHERE {
+  SELECT ?patient (MIN(?day) AS ?firstDay)
+  WHERE { ?patient nkg:relapseEvidenceDay ?day . }
+  GROUP BY ?patient
 } ;
 
 INSERT { ?patient nkg:relapseDay ?latest }
@@ -45,7 +62,7 @@ WHERE {
     ?diagnosis a ?class .
     VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
     FILTER(STR(?status) IN ("relapse", "recurrence"))
-    FILTER NOT EXISTS { ?patient nkg:relapseDay ?fromPain }
+    FILTER NOT EXISTS { ?patient nkg:relapseDay ?known }
   }
   GROUP BY ?patient
 } ;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 import textwrap
 from pathlib import Path
@@ -64,6 +65,8 @@ engine_option = click.option("--engine", type=click.Choice(ENGINES), default="ox
 @click.version_option(__version__, prog_name="neuropathy-kg")
 def main() -> None:
     """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph."""
+    # rdflib logs a traceback for every ill-typed literal it meets; the shapes report those as data findings.
+    logging.getLogger("rdflib").setLevel(logging.CRITICAL)
 
 
 @main.command()

@@ -179,12 +179,23 @@ def split_patients(name: str, graph: rdflib.Graph) -> list[Patient]:
         _copy_closure(graph, node, own)
         for record in graph.subjects(NKG.subject, node):
             _copy_closure(graph, record, own)
-        own = _name_blank_nodes(own, node)
+        own = _name_blank_nodes(_untype_ill_typed(own), node)
         iri = node if isinstance(node, URIRef) else _blank_patient_iri(own, node)
         ident = own.value(iri, NKG.patientId)
         pid = str(ident) if ident is not None else _local_name(iri)
         result.append(Patient(iri=iri, id=pid, source=name, graph=own))
     return result
+
+
+def _untype_ill_typed(graph: rdflib.Graph) -> rdflib.Graph:
+    """Turn literals whose text does not fit their datatype (2026-02-30 as xsd:date, "abc" as xsd:decimal)
+    into plain strings with the same text. The shapes report them (data-malformed-*), the rules skip
+    them, and every engine sees the same data (rdflib's SPARQL would otherwise fail on them)."""
+    bad = [(s, p, o) for s, p, o in graph if isinstance(o, Literal) and o.ill_typed]
+    for s, p, o in bad:
+        graph.remove((s, p, o))
+        graph.add((s, p, Literal(str(o))))
+    return graph
 
 
 def _node_order_key(graph: rdflib.Graph):
