@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from neuropathy_kg.load import read_patients
-from neuropathy_kg.pipeline import recommend, validate
+from neuropathy_kg.pipeline import assess
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -39,7 +39,7 @@ def run(name: str, engine: str) -> tuple[dict, dict]:
     as_of = dt.date.fromisoformat(spec["asOf"])
     patients, errors = read_patients([str(scenario_input(name))])
     assert not errors, errors
-    return recommend(patients, as_of, engine), validate(patients, as_of, engine)
+    return assess(patients, as_of, engine)
 
 
 @pytest.fixture(params=ENGINES)

@@ -82,20 +82,39 @@ def local_name(iri) -> str:
 # ---------------------------------------------------------------- recommend
 
 def recommend(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> dict:
-    iri, version = guideline.guideline_info()
+    """The recommend command's JSON document (interface.md) for these patients."""
     results = []
     for chunk in chunks(patients, CHUNK_SIZE[engine]):
-        store = derive(chunk, as_of, engine)
-        facts = _rows_by_patient(store.select(guideline.report_query("patient-facts")))
-        missing = _rows_by_patient(store.select(guideline.report_query("missing-data")))
-        actions: dict[str, list[dict]] = defaultdict(list)
-        for _name, query in guideline.action_queries():
-            for row in store.select(query):
-                actions[str(row["patient"])].append(row)
-        for patient in chunk:
-            key = str(patient.iri)
-            results.append(_patient_result(patient, facts.get(key, [{}])[0], actions.get(key, []), missing.get(key, [])))
+        results.extend(_recommend_chunk(derive(chunk, as_of, engine), chunk))
+    return _recommend_document(as_of, results)
+
+
+def assess(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> tuple[dict, dict]:
+    """(recommend document, validate document), deriving the facts once per patient."""
+    recommended, validated = [], []
+    for patient in patients:
+        store = derive([patient], as_of, engine)
+        recommended.extend(_recommend_chunk(store, [patient]))
+        validated.append(_validate_patient(store, patient))
+    return _recommend_document(as_of, recommended), _validate_document(as_of, validated)
+
+
+def _recommend_document(as_of: dt.date, results: list[dict]) -> dict:
+    iri, version = guideline.guideline_info()
     return {"guideline": iri, "version": version, "asOf": as_of.isoformat(), "patients": results}
+
+
+def _recommend_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
+    facts = _rows_by_patient(store.select(guideline.report_query("patient-facts")))
+    missing = _rows_by_patient(store.select(guideline.report_query("missing-data")))
+    actions: dict[str, list[dict]] = defaultdict(list)
+    for _name, query in guideline.action_queries():
+        for row in store.select(query):
+            actions[str(row["patient"])].append(row)
+    return [
+        _patient_result(p, facts.get(str(p.iri), [{}])[0], actions.get(str(p.iri), []), missing.get(str(p.iri), []))
+        for p in chunk
+    ]
 
 
 def _rows_by_patient(rows: list[dict]) -> dict[str, list[dict]]:
@@ -191,23 +210,33 @@ def _action_json(row: dict) -> dict:
 # ---------------------------------------------------------------- validate
 
 def validate(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> dict:
-    results = []
-    for patient in patients:
-        graph = derive([patient], as_of, engine).to_graph()
-        findings = _shacl_findings(graph)
-        results.append({
-            "patient": patient.id,
-            "conforms": not any(f["severity"] == "violation" for f in findings),
-            "findings": findings,
-        })
+    """The validate command's JSON document (interface.md): SHACL findings per patient."""
+    results = [_validate_patient(derive([p], as_of, engine), p) for p in patients]
+    return _validate_document(as_of, results)
+
+
+def _validate_document(as_of: dt.date, results: list[dict]) -> dict:
     return {"conforms": all(r["conforms"] for r in results), "asOf": as_of.isoformat(), "patients": results}
 
 
+def _validate_patient(store: Store, patient: Patient) -> dict:
+    findings = _shacl_findings(store.to_graph())
+    return {
+        "patient": patient.id,
+        "conforms": not any(f["severity"] == "violation" for f in findings),
+        "findings": findings,
+    }
+
+
 def shacl_report(data_graph: rdflib.Graph) -> rdflib.Graph:
-    _conforms, report, _text = pyshacl.validate(
+    """Run every shape in shapes/ with pySHACL; the data graph must hold ontology, patient and facts.
+    It is validated in place (pySHACL adds nothing to it without inference)."""
+    _conforms, report, text = pyshacl.validate(
         data_graph, shacl_graph=guideline.shapes(), inference="none", advanced=False, inplace=True,
         allow_warnings=True, allow_infos=True,
     )
+    if not isinstance(report, rdflib.Graph):  # pySHACL reports a broken shapes graph this way
+        raise RuntimeError(f"the SHACL shapes could not run: {text}")
     return report
 
 
@@ -221,6 +250,7 @@ def _shacl_findings(data_graph: rdflib.Graph) -> list[dict]:
         entry = guideline.catalogue().get(implemented) if implemented else None
         severity = str(report.value(result, SH.resultSeverity)).rsplit("#", 1)[-1].lower()
         owner = _named_shape(shapes, shape)
+        value = report.value(result, SH.value)
         findings.append({
             "id": implemented or "shacl-constraint",
             "severity": severity,
@@ -229,8 +259,10 @@ def _shacl_findings(data_graph: rdflib.Graph) -> list[dict]:
             "shape": str(owner),
             "citations": list(entry.citations) if entry else [],
         })
-    unique = {(f["id"], f["focus"], f["message"], f["severity"]): f for f in findings}
-    return sorted(unique.values(), key=lambda f: (SEVERITY_RANK.get(f["severity"], 3), f["id"], f["focus"], f["message"]))
+        if isinstance(value, URIRef) and str(value) != findings[-1]["focus"]:
+            findings[-1]["value"] = str(value)
+    unique = {(f["id"], f["focus"], f.get("value", ""), f["message"], f["severity"]): f for f in findings}
+    return sorted(unique.values(), key=lambda f: (SEVERITY_RANK.get(f["severity"], 3), f["id"], f["focus"], f.get("value", ""), f["message"]))
 
 
 def _named_shape(shapes: rdflib.Graph, shape):
