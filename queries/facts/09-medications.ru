@@ -1,4 +1,4 @@
-# Derives, for medication uses: nkg:current (status active, started on or before and not ended before
+# Derives: for medication uses, nkg:current (status active, started on or before and not ended before
 #   the assessment date) and nkg:adequateTrial (a first-line agent taken at or above its adequate-trial
 #   daily dose, for the patient's renal band where known, else the drug's, for at least
 #   nkg:criterion-adequate-trial's windowDays, counted to the end date or the assessment date).

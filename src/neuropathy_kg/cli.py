@@ -17,7 +17,7 @@ import click
 
 from . import __version__, guideline
 from .engine import ENGINES
-from .load import InputError, read_patients
+from .load import one_line, read_patients
 
 FORMATS = ("text", "json")
 
@@ -130,7 +130,7 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
     try:
         rows = store.select(text)
     except Exception as error:  # engines raise their own syntax error types
-        _fail(f"{query}: query failed: {' '.join(str(error).split())[:300]}")
+        _fail(f"{query}: query failed: {one_line(error)}")
     table = [{k: python_value(v) for k, v in row.items()} for row in rows]
     if _default_format(fmt) == "json":
         _emit_json({"query": query, "rows": table})

@@ -115,13 +115,18 @@ def _parse_rdf(name: str, data: bytes, fmt: str) -> rdflib.Graph | rdflib.Datase
     try:
         target.parse(data=text, format=fmt)
     except Exception as error:  # rdflib raises many parser-specific types
-        raise InputError(name, f"not valid {fmt}: {_one_line(error)}") from None
+        raise InputError(name, f"not valid {fmt}: {one_line(error)}") from None
     return target
 
 
-def _one_line(error: BaseException) -> str:
+#: Longest error text shown from a parser or engine message (they can quote whole documents).
+MESSAGE_LIMIT = 240
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line of bounded length, for the one-line error contract."""
     text = " ".join(str(error).split())
-    return text[:300] if text else type(error).__name__
+    return text[:MESSAGE_LIMIT] if text else type(error).__name__
 
 
 def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]]:
