@@ -75,3 +75,18 @@ ALLOWED_UNRECORDED = {
     "neurologic-exam-for-symmetric-progression", "monitor-ivig-adverse-effects", "consider-plasma-exchange",
     "titrate-pregabalin", "lidocaine-patch", "consider-corticosteroids",
 }
+
+
+def test_every_action_and_pitfall_is_fired_and_kept_silent_by_the_scenarios() -> None:
+    from neuropathy_kg import guideline
+
+    fired: dict[str, set[str]] = {}
+    silent: dict[str, set[str]] = {}
+    catalogue = {e.id for e in guideline.catalogue().values() if e.kind in ("RecommendedAction", "Pitfall")}
+    for name in scenario_names():
+        for patient in expected(name)["patients"].values():
+            present = set(patient["actions"]) | {f.split(":")[0] for f in patient["findings"]}
+            for ident in catalogue:
+                (fired if ident in present else silent).setdefault(ident, set()).add(name)
+    assert sorted(catalogue - set(fired)) == [], "never fired by a scenario"
+    assert sorted(catalogue - set(silent)) == [], "never kept silent by a scenario"
