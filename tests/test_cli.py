@@ -132,11 +132,6 @@ def test_unusable_files(tmp_path, content, needle):
     one_line_error(invoke("validate", *AS_OF, str(path)), "input.ttl", needle)
 
 
-def test_fhir_json_is_refused_cleanly_for_now(tmp_path):
-    path = tmp_path / "bundle.json"
-    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": []}))
-    one_line_error(invoke("recommend", *AS_OF, str(path)), "bundle.json", "FHIR")
-
 
 def test_bad_as_of_is_a_usage_error():
     result = invoke("recommend", "--as-of", "24/11/2026", str(EXAMPLES))

@@ -1,15 +1,531 @@
-"""FHIR R4 JSON (Bundles, lone resources, Bulk Data NDJSON) to the patient graph.
+"""FHIR R4 JSON (Bundles of any type, lone resources, Bulk Data NDJSON) to the patient graph.
 
-Placeholder until the FHIR reader lands (issue 3): FHIR input is refused with a clear message.
+How codes map to concepts is data: ``ontology/mappings.ttl`` (SKOS matches, search terms, code systems);
+how FHIR spells timings, units and statuses is ``fhir_conventions.json``. This module only walks the
+resources (see ../shared/spec/fhir-input.md and docs/fhir.md). Unknown resources and codes are skipped;
+a value a rule needs but cannot read is written as it is, so that the shapes report it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
 import rdflib
+from rdflib import RDF, XSD, Literal, URIRef
+from rdflib.namespace import SKOS
 
-from .load import InputError
+from . import NKG, guideline
+from .load import InputError, one_line
+
+UCUM = "http://unitsofmeasure.org"
+BASE = "urn:neuropathy-kg:fhir:"
+CONDITION_CLASSES = (NKG.DiabeticNeuropathyDiagnosis, NKG.Comorbidity, NKG.ObservationKind)
+OBSERVATION_CLASSES = (NKG.ObservationKind, NKG.ProcedureKind)
+PROCEDURE_CLASSES = (NKG.ProcedureKind,)
+DRUG_CLASSES = (NKG.Drug,)
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 
 
-def to_graph(name: str, data: bytes, ndjson: bool = False) -> rdflib.Graph:
-    kind = "FHIR Bulk Data NDJSON" if ndjson else "FHIR JSON"
-    raise InputError(name, f"{kind} input is not supported yet; give RDF in the patient vocabulary")
+@dataclass(frozen=True)
+class Vocabulary:
+    """The ontology's code tables, indexed for reading FHIR."""
+
+    systems: dict[str, tuple[str, bool]]
+    by_iri: dict[str, URIRef]
+    labels: list[tuple[re.Pattern, str, URIRef]]
+    classes: dict[URIRef, frozenset[URIRef]]
+    value_concepts: frozenset[URIRef]
+    ivig_gap_days: int
+    ivig_days: int
+    conventions: dict
+    unit_of: dict[str, str]
+
+
+@cache
+def vocabulary() -> Vocabulary:
+    g = guideline.ontology()
+    systems = {
+        str(g.value(s, NKG.fhirSystem)): (str(g.value(s, NKG.iriPrefix)), bool(g.value(s, NKG.hierarchicalCodes).toPython()))
+        for s in g.subjects(RDF.type, NKG.CodeSystem)
+    }
+    by_iri: dict[str, URIRef] = {}
+    for prop in (SKOS.exactMatch, SKOS.closeMatch):
+        for concept, code in g.subject_objects(prop):
+            by_iri.setdefault(str(code), concept)
+    labels = sorted(
+        ((str(label).lower(), concept) for concept, label in g.subject_objects(SKOS.hiddenLabel)),
+        key=lambda item: (-len(item[0]), item[0]),
+    )
+    compiled = [(re.compile(rf"(?<![a-z0-9]){re.escape(text)}(?![a-z0-9])"), text, concept) for text, concept in labels]
+    classes: dict[URIRef, frozenset[URIRef]] = {}
+    for concept in set(g.subjects(RDF.type, None)):
+        direct = set(g.objects(concept, RDF.type))
+        closure = set(direct)
+        for cls in direct:
+            closure |= set(g.transitive_objects(cls, rdflib.RDFS.subClassOf))
+        classes[concept] = frozenset(closure)
+    conventions = json.loads((Path(__file__).with_name("fhir_conventions.json")).read_text(encoding="utf-8"))
+    unit_of = {spelling.lower(): ucum for ucum, spellings in conventions["unit_synonyms"].items() for spelling in spellings}
+    return Vocabulary(
+        systems=systems, by_iri=by_iri, labels=compiled, classes=classes,
+        value_concepts=frozenset(g.subjects(RDF.type, NKG.ObservationValueConcept)),
+        ivig_gap_days=int(g.value(NKG["dose-ivig"], NKG.courseMaxGapDays)),
+        ivig_days=int(g.value(NKG["dose-ivig"], NKG.days)),
+        conventions=conventions, unit_of=unit_of,
+    )
+
+
+# ---------------------------------------------------------------- small readers
+
+def fhir_date(value) -> Literal | None:
+    """A FHIR date or dateTime as xsd:date (the date as written); anything else as a plain string."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return Literal(dt.date.fromisoformat(value[:10]).isoformat(), datatype=XSD.date)
+    except ValueError:
+        return Literal(value)
+
+
+def _date_value(value) -> dt.date | None:
+    literal = fhir_date(value)
+    return literal.toPython() if literal is not None and literal.datatype == XSD.date else None
+
+
+def _number(value) -> Literal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return Literal(repr(value) if isinstance(value, float) else str(value), datatype=XSD.decimal if isinstance(value, float) else XSD.integer)
+    return Literal(str(value))  # not a number: the shapes report it
+
+
+def unit_of(quantity: dict, vocab: Vocabulary) -> str:
+    """The UCUM code of a Quantity: its code where the system is UCUM, else its unit text, normalised."""
+    raw = quantity.get("code") if quantity.get("system") == UCUM and quantity.get("code") else quantity.get("unit") or quantity.get("code") or ""
+    return vocab.unit_of.get(str(raw).strip().lower(), str(raw).strip())
+
+
+def _codings(concept: dict | None) -> list[dict]:
+    return [c for c in (concept or {}).get("coding", []) if isinstance(c, dict)]
+
+
+def _texts(concept: dict | None) -> Iterator[str]:
+    for coding in _codings(concept):
+        if coding.get("display"):
+            yield str(coding["display"])
+    if (concept or {}).get("text"):
+        yield str(concept["text"])
+
+
+def _code(concept: dict | None) -> str | None:
+    codings = _codings(concept)
+    return str(codings[0].get("code")) if codings and codings[0].get("code") else None
+
+
+def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
+    """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text."""
+    def fits(candidate: URIRef) -> bool:
+        return any(cls in vocab.classes.get(candidate, ()) for cls in allowed)
+
+    ancestors = []
+    for coding in _codings(concept):
+        system, code = coding.get("system"), coding.get("code")
+        if not system or not code or system not in vocab.systems:
+            continue
+        prefix, hierarchical = vocab.systems[system]
+        code = str(code).strip()
+        direct = URIRef(prefix + code)
+        found = vocab.by_iri.get(str(direct)) or (direct if direct in vocab.classes else None)
+        if found is not None and fits(found):
+            return found
+        if hierarchical:
+            for end in range(len(code) - 1, 0, -1):
+                shorter = code[:end].rstrip(".")
+                hit = vocab.by_iri.get(prefix + shorter)
+                if hit is not None and fits(hit):
+                    ancestors.append((end, hit))
+                    break
+    if ancestors:
+        return max(ancestors, key=lambda item: item[0])[1]
+    text = " | ".join(_texts(concept)).lower()
+    if text:
+        for pattern, _label, candidate in vocab.labels:
+            if fits(candidate) and pattern.search(text):
+                return candidate
+    return None
+
+
+# ---------------------------------------------------------------- the converter
+
+@dataclass
+class _Converter:
+    name: str
+    vocab: Vocabulary
+    graph: rdflib.Graph = field(default_factory=rdflib.Graph)
+    problems: list[InputError] = field(default_factory=list)
+    by_url: dict[str, dict] = field(default_factory=dict)
+    infusions: dict[str, list[tuple[dt.date, float | None, str]]] = field(default_factory=lambda: defaultdict(list))
+
+    # --- identity
+    def index(self, resources: list[tuple[str | None, dict]]) -> None:
+        for full_url, resource in resources:
+            kind, ident = resource.get("resourceType"), resource.get("id")
+            if full_url:
+                self.by_url[full_url] = resource
+            if kind and ident:
+                self.by_url[f"{kind}/{ident}"] = resource
+
+    def patient_id(self, reference: dict | None) -> str | None:
+        ref = (reference or {}).get("reference") if isinstance(reference, dict) else None
+        if not isinstance(ref, str) or not ref:
+            return None
+        target = self.by_url.get(ref)
+        if target is not None and target.get("resourceType") == "Patient" and target.get("id"):
+            return str(target["id"])
+        match = re.search(r"(?:^|/)Patient/([^/]+?)(?:/_history/.*)?$", ref)
+        if match:
+            return match.group(1)
+        if ref.startswith("urn:uuid:"):
+            return ref[len("urn:uuid:"):]
+        return None
+
+    def patient_iri(self, pid: str) -> URIRef:
+        iri = URIRef(f"{BASE}Patient/{quote(pid, safe='')}")
+        if (iri, RDF.type, NKG.Patient) not in self.graph:
+            self.graph.add((iri, RDF.type, NKG.Patient))
+            self.graph.add((iri, NKG.patientId, Literal(pid)))
+        return iri
+
+    def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> URIRef:
+        ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
+        iri = URIRef(f"{BASE}{resource.get('resourceType')}/{quote(str(ident), safe='')}{suffix}")
+        self.graph.add((iri, RDF.type, cls))
+        self.graph.add((iri, NKG.subject, patient))
+        return iri
+
+    def add(self, subject, predicate, value) -> None:
+        if value is not None:
+            self.graph.add((subject, predicate, value))
+
+    # --- resources
+    def convert(self, resource: dict) -> None:
+        kind = resource.get("resourceType")
+        handler = getattr(self, f"_{kind}", None)
+        if handler is None:
+            return
+        if str(resource.get("status", "")).lower() in self.vocab.conventions["skip_statuses"]:
+            return
+        handler(resource)
+
+    def _owner(self, resource: dict) -> URIRef | None:
+        pid = self.patient_id(resource.get("subject") or resource.get("patient"))
+        return self.patient_iri(pid) if pid else None
+
+    def _Patient(self, resource: dict) -> None:
+        if not resource.get("id"):
+            return
+        iri = self.patient_iri(str(resource["id"]))
+        self.add(iri, NKG.birthDate, fhir_date(resource.get("birthDate")))
+        if resource.get("gender"):
+            self.add(iri, NKG.sex, Literal(str(resource["gender"])))
+        if resource.get("deceasedBoolean") is True or resource.get("deceasedDateTime"):
+            self.add(iri, NKG.deceased, Literal(True))
+
+    def _Condition(self, resource: dict) -> None:
+        verification = _code(resource.get("verificationStatus"))
+        if verification in self.vocab.conventions["skip_statuses"]:
+            return
+        concept = concept_of(resource.get("code"), CONDITION_CLASSES, self.vocab)
+        patient = self._owner(resource)
+        if concept is None or patient is None:
+            return
+        iri = self.record(resource, NKG.ConditionRecord, patient)
+        self.add(iri, NKG.code, concept)
+        status = _code(resource.get("clinicalStatus"))
+        self.add(iri, NKG.clinicalStatus, Literal(status) if status else None)
+        recorded = resource.get("recordedDate") or resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
+        self.add(iri, NKG.recordedDate, fhir_date(recorded))
+
+    def _Observation(self, resource: dict) -> None:
+        concept = concept_of(resource.get("code"), OBSERVATION_CLASSES, self.vocab)
+        patient = self._owner(resource)
+        if concept is None or patient is None:
+            return
+        iri = self.record(resource, NKG.ObservationRecord, patient)
+        self.add(iri, NKG.code, concept)
+        effective = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start") or resource.get("issued")
+        self.add(iri, NKG.date, fhir_date(effective))
+        if "valueQuantity" in resource:
+            quantity = resource["valueQuantity"] or {}
+            self.add(iri, NKG.value, _number(quantity.get("value")))
+            unit = unit_of(quantity, self.vocab)
+            if unit:
+                self.add(iri, NKG.unit, Literal(unit))
+        elif "valueBoolean" in resource:
+            self.add(iri, NKG.value, Literal(bool(resource["valueBoolean"])))
+        elif "valueInteger" in resource:
+            self.add(iri, NKG.value, _number(resource["valueInteger"]))
+        elif "valueCodeableConcept" in resource:
+            value = concept_of(resource["valueCodeableConcept"], (NKG.ObservationValueConcept,), self.vocab)
+            if value is not None:
+                self.add(iri, NKG.valueConcept, value)
+
+    def _Procedure(self, resource: dict) -> None:
+        concept = concept_of(resource.get("code"), PROCEDURE_CLASSES, self.vocab)
+        patient = self._owner(resource)
+        if concept is None or patient is None:
+            return
+        iri = self.record(resource, NKG.ProcedureRecord, patient)
+        self.add(iri, NKG.code, concept)
+        performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
+        self.add(iri, NKG.date, fhir_date(performed))
+
+    def _AllergyIntolerance(self, resource: dict) -> None:
+        if _code(resource.get("verificationStatus")) in self.vocab.conventions["skip_statuses"]:
+            return
+        if _code(resource.get("clinicalStatus")) in ("inactive", "resolved"):
+            return
+        substance = concept_of(resource.get("code"), DRUG_CLASSES, self.vocab)
+        patient = self._owner(resource)
+        if substance is None or patient is None:
+            return
+        iri = self.record(resource, NKG.IntoleranceRecord, patient)
+        self.add(iri, NKG.substance, substance)
+
+    # --- medications
+    def _medication_concept(self, resource: dict) -> tuple[URIRef | None, str]:
+        """The drug and the text its strength may be read from (the code's display, the Medication's)."""
+        codeable = resource.get("medicationCodeableConcept")
+        if codeable is None and isinstance(resource.get("medicationReference"), dict):
+            ref = resource["medicationReference"].get("reference", "")
+            medication = None
+            if ref.startswith("#"):
+                medication = next((c for c in resource.get("contained", []) if c.get("id") == ref[1:]), None)
+            else:
+                medication = self.by_url.get(ref)
+            if medication is not None:
+                codeable = medication.get("code")
+                drug = concept_of(codeable, DRUG_CLASSES, self.vocab)
+                if drug is None:
+                    for ingredient in medication.get("ingredient", []):
+                        drug = concept_of(ingredient.get("itemCodeableConcept"), DRUG_CLASSES, self.vocab)
+                        if drug is not None:
+                            break
+                return drug, " ".join(_texts(codeable))
+        return concept_of(codeable, DRUG_CLASSES, self.vocab), " ".join(_texts(codeable))
+
+    def _MedicationRequest(self, resource: dict) -> None:
+        self._medication(resource, (resource.get("dosageInstruction") or [None])[0])
+
+    def _MedicationStatement(self, resource: dict) -> None:
+        self._medication(resource, (resource.get("dosage") or [None])[0])
+
+    def _MedicationAdministration(self, resource: dict) -> None:
+        self._medication(resource, resource.get("dosage"))
+
+    def _medication(self, resource: dict, dosage: dict | None) -> None:
+        drug, text = self._medication_concept(resource)
+        patient = self._owner(resource)
+        if drug is None or patient is None:
+            return
+        kind = resource["resourceType"]
+        if NKG.ImmuneGlobulin in self.vocab.classes.get(drug, ()):
+            self._ivig(resource, dosage, text, patient)
+            return
+        iri = self.record(resource, NKG.MedicationUse, patient)
+        self.add(iri, NKG.drug, drug)
+        amount, unit = daily_dose(dosage, text, self.vocab, per_administration=(kind == "MedicationAdministration"))
+        if amount is not None:
+            self.add(iri, NKG.dailyDose, _number(amount))
+            self.add(iri, NKG.unit, Literal(unit) if unit else None)
+        start, end = _period_of(resource, dosage)
+        self.add(iri, NKG.startDate, fhir_date(start))
+        self.add(iri, NKG.endDate, fhir_date(end))
+        status = "completed" if kind == "MedicationAdministration" else str(resource.get("status", ""))
+        self.add(iri, NKG.status, Literal(status) if status else None)
+
+    def _ivig(self, resource: dict, dosage: dict | None, text: str, patient: URIRef) -> None:
+        kind = resource["resourceType"]
+        amount, unit = daily_dose(dosage, text, self.vocab, per_administration=(kind == "MedicationAdministration"))
+        grams = _grams(amount, unit)
+        if kind == "MedicationAdministration":
+            start, end = _period_of(resource, dosage)
+            first, last = _date_value(start), _date_value(end) or _date_value(start)
+            if first is None:
+                return
+            for offset in range(((last or first) - first).days + 1):
+                self.infusions[str(patient)].append((first + dt.timedelta(days=offset), grams, unit or ""))
+            return
+        conventions = self.vocab.conventions
+        planned = (kind == "MedicationRequest" and resource.get("intent") in conventions["planned_request_intents"]
+                   and resource.get("status") in conventions["planned_request_statuses"])
+        given = kind == "MedicationStatement" and resource.get("status") == "completed"
+        if not (planned or given):
+            return
+        bounds = ((dosage or {}).get("timing") or {}).get("repeat", {}).get("boundsPeriod") or resource.get("effectivePeriod") or {}
+        first = _date_value(bounds.get("start") or resource.get("authoredOn") or resource.get("effectiveDateTime"))
+        if first is None:
+            return
+        last = _date_value(bounds.get("end")) or first + dt.timedelta(days=self.vocab.ivig_days - 1)
+        iri = self.record(resource, NKG.IvigCourse, patient)
+        self._course(iri, first, last, (last - first).days + 1, grams, unit, "planned" if planned else "given")
+
+    def _course(self, iri: URIRef, first: dt.date, last: dt.date, days: int, grams, unit, status: str) -> None:
+        self.add(iri, NKG.status, Literal(status))
+        self.add(iri, NKG.startDate, Literal(first.isoformat(), datatype=XSD.date))
+        self.add(iri, NKG.endDate, Literal(last.isoformat(), datatype=XSD.date))
+        self.add(iri, NKG.infusionDays, Literal(days))
+        if grams is not None:
+            self.add(iri, NKG.dailyDose, _number(round(grams, 3)))
+            self.add(iri, NKG.unit, Literal("g"))
+        elif unit:
+            self.add(iri, NKG.unit, Literal(unit))
+
+    def finish(self) -> None:
+        """Group each patient's IVIG infusion days into courses (gaps of at most the ontology's gap)."""
+        for patient, days in self.infusions.items():
+            per_day: dict[dt.date, list[float | None]] = defaultdict(list)
+            units = {unit for _day, _grams, unit in days}
+            for day, grams, _unit in days:
+                per_day[day].append(grams)
+            ordered = sorted(per_day)
+            courses, current = [], [ordered[0]]
+            for day in ordered[1:]:
+                if (day - current[-1]).days - 1 <= self.vocab.ivig_gap_days:
+                    current.append(day)
+                else:
+                    courses.append(current)
+                    current = [day]
+            courses.append(current)
+            for course in courses:
+                totals = [sum(g for g in per_day[d] if g is not None) if all(g is not None for g in per_day[d]) else None for d in course]
+                known = [t for t in totals if t is not None]
+                grams = sum(known) / len(known) if known and len(known) == len(totals) else None
+                iri = URIRef(f"{patient}/ivig-course/{course[0].isoformat()}")
+                self.graph.add((iri, RDF.type, NKG.IvigCourse))
+                self.graph.add((iri, NKG.subject, URIRef(patient)))
+                self._course(iri, course[0], course[-1], len(course), grams, next(iter(units - {"g", ""}), None), "given")
+
+
+def _period_of(resource: dict, dosage: dict | None) -> tuple[str | None, str | None]:
+    bounds = ((dosage or {}).get("timing") or {}).get("repeat", {}).get("boundsPeriod") or {}
+    period = resource.get("effectivePeriod") or {}
+    start = bounds.get("start") or period.get("start") or resource.get("effectiveDateTime") or resource.get("authoredOn")
+    end = bounds.get("end") or period.get("end")
+    if resource.get("resourceType") == "MedicationAdministration" and resource.get("effectiveDateTime"):
+        end = resource["effectiveDateTime"]
+    return start, end
+
+
+def _grams(amount: float | None, unit: str | None) -> float | None:
+    if amount is None:
+        return None
+    if unit == "g":
+        return amount
+    if unit == "mg":
+        return amount / 1000
+    return None
+
+
+STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(MG|G|MCG|UG)\b(?!\s*/)", re.IGNORECASE)
+
+
+def daily_dose(dosage: dict | None, drug_text: str, vocab: Vocabulary, per_administration: bool = False) -> tuple[float | None, str | None]:
+    """(amount per day, UCUM unit) from a Dosage: dose x frequency / period, or a timing code; a tablet
+    count is multiplied by the strength in the drug's name. (None, None) where it cannot be told."""
+    if not dosage:
+        return None, None
+    quantity = dosage.get("dose") if per_administration else None
+    if quantity is None:
+        rates = dosage.get("doseAndRate") or [{}]
+        quantity = (rates[0] or {}).get("doseQuantity")
+    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(quantity.get("value"), bool):
+        return None, None
+    amount, unit = float(quantity["value"]), unit_of(quantity, vocab)
+    if unit.lower() in vocab.conventions["count_units"]:
+        strength = STRENGTH.search(drug_text or "")
+        if strength is None:
+            return None, None
+        amount *= float(strength.group(1))
+        unit = vocab.unit_of.get(strength.group(2).lower(), strength.group(2).lower())
+    if per_administration:
+        return amount, unit
+    per_day = _times_per_day(dosage.get("timing") or {}, vocab)
+    if per_day is None:
+        return None, None
+    return amount * per_day, unit
+
+
+def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
+    repeat = timing.get("repeat") or {}
+    if "frequency" in repeat or "period" in repeat:
+        frequency = repeat.get("frequencyMax") or repeat.get("frequency") or 1
+        period = repeat.get("period") or 1
+        days = vocab.conventions["period_unit_days"].get(repeat.get("periodUnit", "d"))
+        if days is None or not period:
+            return None
+        return float(frequency) / (float(period) * float(days))
+    code = _code(timing.get("code"))
+    if code:
+        return vocab.conventions["timing_codes_per_day"].get(code.upper())
+    return None
+
+
+# ---------------------------------------------------------------- entry point
+
+def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | None, dict, int | None]], list[InputError]]:
+    problems: list[InputError] = []
+    if ndjson:
+        found = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                resource = json.loads(line)
+            except ValueError as error:
+                problems.append(InputError(f"{name}:{number}", f"not valid JSON ({one_line(error)})"))
+                continue
+            if not isinstance(resource, dict) or "resourceType" not in resource:
+                problems.append(InputError(f"{name}:{number}", "not a FHIR resource (no resourceType)"))
+                continue
+            found.append((None, resource, number))
+        return found, problems
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise InputError(name, f"not valid JSON ({one_line(error)})") from None
+    if not isinstance(document, dict) or "resourceType" not in document:
+        raise InputError(name, "JSON but not FHIR (no resourceType)")
+    if document["resourceType"] != "Bundle":
+        return [(None, document, None)], problems
+    found = []
+    for entry in document.get("entry") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+            found.append((entry.get("fullUrl"), entry["resource"], None))
+    return found, problems
+
+
+def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError]]:
+    """The patient graph of one FHIR file, and the problems met in it (bad NDJSON lines)."""
+    resources, problems = _resources(name, data, ndjson)
+    converter = _Converter(name=name, vocab=vocabulary(), problems=problems)
+    converter.index([(url, resource) for url, resource, _line in resources])
+    for _url, resource, line in resources:
+        try:
+            converter.convert(resource)
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            where = f"{name}:{line}" if line else name
+            label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+            problems.append(InputError(where, f"{label} could not be read ({one_line(error)})"))
+    converter.finish()
+    return converter.graph, problems

@@ -140,7 +140,9 @@ def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]
     for source in sources:
         try:
             name, data = _read_bytes(source)
-            for patient in _patients_in(name, data):
+            found, problems = _patients_in(name, data)
+            errors.extend(problems)
+            for patient in found:
                 if patient.iri in patients:
                     patients[patient.iri].graph += patient.graph
                 else:
@@ -150,13 +152,17 @@ def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]
     return list(patients.values()), errors
 
 
-def _patients_in(name: str, data: bytes) -> list[Patient]:
+def _patients_in(name: str, data: bytes) -> tuple[list[Patient], list[InputError]]:
+    """The patients of one input, and the problems that did not stop it (bad NDJSON lines)."""
     fmt = sniff_format(name, data)
     if fmt in ("fhir-json", "fhir-ndjson"):
-        from . import fhir  # imported lazily: most RDF runs never need it
+        from . import fhir  # imported lazily: RDF runs never need it
 
-        graph = fhir.to_graph(name, data, ndjson=(fmt == "fhir-ndjson"))
-        return split_patients(name, graph)
+        graph, problems = fhir.to_graph(name, data, ndjson=(fmt == "fhir-ndjson"))
+        found = split_patients(name, graph)
+        if not found and not problems:
+            raise InputError(name, "no patient found (no Patient resource and no reference to one)")
+        return found, problems
     parsed = _parse_rdf(name, data, fmt)
     if isinstance(parsed, rdflib.Dataset):
         found: list[Patient] = []
@@ -168,11 +174,11 @@ def _patients_in(name: str, data: bytes) -> list[Patient]:
                 found.extend(split_patients(name, plain))
         if not found:
             raise InputError(name, "no nkg:Patient in any named graph")
-        return found
+        return found, []
     found = split_patients(name, parsed)
     if not found:
         raise InputError(name, f"no patient found (no subject typed {NKG.Patient.n3()})")
-    return found
+    return found, []
 
 
 def split_patients(name: str, graph: rdflib.Graph) -> list[Patient]:
