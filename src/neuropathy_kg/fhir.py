@@ -42,6 +42,7 @@ class Vocabulary:
     systems: dict[str, tuple[str, bool]]
     by_iri: dict[str, URIRef]
     labels: list[tuple[re.Pattern, str, URIRef]]
+    any_label: re.Pattern
     classes: dict[URIRef, frozenset[URIRef]]
     value_concepts: frozenset[URIRef]
     ivig_gap_days: int
@@ -66,6 +67,7 @@ def vocabulary() -> Vocabulary:
         key=lambda item: (-len(item[0]), item[0]),
     )
     compiled = [(re.compile(rf"(?<![a-z0-9]){re.escape(text)}(?![a-z0-9])"), text, concept) for text, concept in labels]
+    any_label = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _text, _concept in compiled))
     classes: dict[URIRef, frozenset[URIRef]] = {}
     for concept in set(g.subjects(RDF.type, None)):
         direct = set(g.objects(concept, RDF.type))
@@ -76,7 +78,7 @@ def vocabulary() -> Vocabulary:
     conventions = json.loads((Path(__file__).with_name("fhir_conventions.json")).read_text(encoding="utf-8"))
     unit_of = {spelling.lower(): ucum for ucum, spellings in conventions["unit_synonyms"].items() for spelling in spellings}
     return Vocabulary(
-        systems=systems, by_iri=by_iri, labels=compiled, classes=classes,
+        systems=systems, by_iri=by_iri, labels=compiled, any_label=any_label, classes=classes,
         value_concepts=frozenset(g.subjects(RDF.type, NKG.ObservationValueConcept)),
         ivig_gap_days=int(g.value(NKG["dose-ivig"], NKG.courseMaxGapDays)),
         ivig_days=int(g.value(NKG["dose-ivig"], NKG.days)),
@@ -133,7 +135,22 @@ def _code(concept: dict | None) -> str | None:
 
 
 def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
-    """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text."""
+    """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text.
+    Exports repeat the same codings thousands of times, so answers are remembered per distinct coding."""
+    key = (tuple((str(c.get("system")), str(c.get("code")), str(c.get("display", ""))) for c in _codings(concept)),
+           str((concept or {}).get("text", "")), allowed)
+    if key not in _RECOGNISED:
+        if len(_RECOGNISED) >= _RECOGNISED_LIMIT:  # bounded: free text can make every key new
+            _RECOGNISED.clear()
+        _RECOGNISED[key] = _recognise(concept, allowed, vocab)
+    return _RECOGNISED[key]
+
+
+_RECOGNISED: dict[tuple, URIRef | None] = {}
+_RECOGNISED_LIMIT = 50_000
+
+
+def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
     def fits(candidate: URIRef) -> bool:
         return any(cls in vocab.classes.get(candidate, ()) for cls in allowed)
 
@@ -158,7 +175,7 @@ def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
     if ancestors:
         return max(ancestors, key=lambda item: item[0])[1]
     text = " | ".join(_texts(concept)).lower()
-    if text:
+    if text and vocab.any_label.search(text):
         for pattern, _label, candidate in vocab.labels:
             if fits(candidate) and pattern.search(text):
                 return candidate
