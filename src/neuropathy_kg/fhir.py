@@ -248,6 +248,17 @@ class _Converter:
         pid = self.patient_id(resource.get("subject") or resource.get("patient"))
         return self.patient_iri(pid) if pid else None
 
+    def _coded_record(self, resource: dict, allowed: tuple[URIRef, ...], cls: URIRef,
+                      field_name: str = "code", predicate: URIRef = NKG.code) -> URIRef | None:
+        """The record of a resource whose code means a concept of the allowed kinds, else None (skipped)."""
+        concept = concept_of(resource.get(field_name), allowed, self.vocab)
+        patient = self._owner(resource)
+        if concept is None or patient is None:
+            return None
+        iri = self.record(resource, cls, patient)
+        self.add(iri, predicate, concept)
+        return iri
+
     def _Patient(self, resource: dict) -> None:
         if not resource.get("id"):
             return
@@ -262,24 +273,18 @@ class _Converter:
         verification = _code(resource.get("verificationStatus"))
         if verification in self.vocab.conventions["skip_statuses"]:
             return
-        concept = concept_of(resource.get("code"), CONDITION_CLASSES, self.vocab)
-        patient = self._owner(resource)
-        if concept is None or patient is None:
+        iri = self._coded_record(resource, CONDITION_CLASSES, NKG.ConditionRecord)
+        if iri is None:
             return
-        iri = self.record(resource, NKG.ConditionRecord, patient)
-        self.add(iri, NKG.code, concept)
         status = _code(resource.get("clinicalStatus"))
         self.add(iri, NKG.clinicalStatus, Literal(status) if status else None)
         recorded = resource.get("recordedDate") or resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
         self.add(iri, NKG.recordedDate, fhir_date(recorded))
 
     def _Observation(self, resource: dict) -> None:
-        concept = concept_of(resource.get("code"), OBSERVATION_CLASSES, self.vocab)
-        patient = self._owner(resource)
-        if concept is None or patient is None:
+        iri = self._coded_record(resource, OBSERVATION_CLASSES, NKG.ObservationRecord)
+        if iri is None:
             return
-        iri = self.record(resource, NKG.ObservationRecord, patient)
-        self.add(iri, NKG.code, concept)
         effective = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start") or resource.get("issued")
         self.add(iri, NKG.date, fhir_date(effective))
         if "valueQuantity" in resource:
@@ -298,12 +303,9 @@ class _Converter:
                 self.add(iri, NKG.valueConcept, value)
 
     def _Procedure(self, resource: dict) -> None:
-        concept = concept_of(resource.get("code"), PROCEDURE_CLASSES, self.vocab)
-        patient = self._owner(resource)
-        if concept is None or patient is None:
+        iri = self._coded_record(resource, PROCEDURE_CLASSES, NKG.ProcedureRecord)
+        if iri is None:
             return
-        iri = self.record(resource, NKG.ProcedureRecord, patient)
-        self.add(iri, NKG.code, concept)
         performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
         self.add(iri, NKG.date, fhir_date(performed))
 
@@ -312,12 +314,7 @@ class _Converter:
             return
         if _code(resource.get("clinicalStatus")) in ("inactive", "resolved"):
             return
-        substance = concept_of(resource.get("code"), DRUG_CLASSES, self.vocab)
-        patient = self._owner(resource)
-        if substance is None or patient is None:
-            return
-        iri = self.record(resource, NKG.IntoleranceRecord, patient)
-        self.add(iri, NKG.substance, substance)
+        self._coded_record(resource, DRUG_CLASSES, NKG.IntoleranceRecord, predicate=NKG.substance)
 
     # --- medications
     def _medication_concept(self, resource: dict) -> tuple[URIRef | None, str]:
