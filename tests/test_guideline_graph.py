@@ -164,35 +164,3 @@ def test_python_holds_no_clinical_number():
             code = line.split("#", 1)[0]
             assert not suspicious.search(code), f"{path.name}:{number}: {line.strip()}"
 
-
-def _hermit(graph: rdflib.Graph, tmp_path: Path):
-    """(consistent, unsatisfiable classes) from owlready2's HermiT; skipped where Java is missing."""
-    import shutil
-
-    owlready2 = pytest.importorskip("owlready2")
-    if shutil.which("java") is None:
-        pytest.skip("Java is not installed; HermiT needs it")
-    path = tmp_path / "ontology.owl"
-    graph.serialize(path, format="xml")
-    world = owlready2.World()
-    onto = world.get_ontology(path.as_uri()).load()
-    try:
-        with onto:
-            owlready2.sync_reasoner_hermit(world, infer_property_values=False, debug=0)
-    except owlready2.OwlReadyInconsistentOntologyError:
-        return False, []
-    return True, [c for c in world.inconsistent_classes() if c is not owlready2.Nothing]
-
-
-def test_ontology_is_consistent_under_hermit(onto, tmp_path):
-    consistent, unsatisfiable = _hermit(onto, tmp_path)
-    assert consistent
-    assert unsatisfiable == []
-
-
-def test_hermit_catches_a_drug_that_is_also_a_phenotype(onto, tmp_path):
-    broken = rdflib.Graph()
-    broken += onto
-    broken.add((NKG.pregabalin, RDF.type, NKG.NeuropathyPhenotype))
-    consistent, _ = _hermit(broken, tmp_path)
-    assert not consistent

@@ -142,6 +142,30 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
     sys.exit(2 if errors else 0)
 
 
+@main.command()
+@click.argument("paths", nargs=-1)
+@as_of_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@engine_option
+def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+    """OWL 2 DL reasoning (HermiT): consistency, unsatisfiable classes, each patient's categories."""
+    from .reasoning import ReasonerUnavailable, reason as run
+
+    date = _as_of(as_of)
+    patients, errors = _read(paths) if paths else ([], [])
+    try:
+        document = run(patients, date, engine)
+    except ReasonerUnavailable as error:
+        _fail(str(error))
+    if _default_format(fmt) == "json":
+        _emit_json(document)
+    else:
+        click.echo(render_reasoning(document))
+    if errors:
+        sys.exit(2)
+    sys.exit(0 if document["consistent"] else 1)
+
+
 def _query_text(name: str) -> str:
     path = Path(name)
     if path.is_file():
@@ -216,6 +240,17 @@ def render_findings(document: dict) -> str:
         lines.append("")
     verdict = "all patients conform" if document["conforms"] else "at least one violation"
     lines.append(f"{len(document['patients'])} patients: {verdict}")
+    return "\n".join(lines)
+
+
+def render_reasoning(document: dict) -> str:
+    lines = [f"Knowledge graph {'consistent' if document['consistent'] else 'INCONSISTENT'} (OWL 2 DL, HermiT)"]
+    if document["unsatisfiable"]:
+        lines.append(f"Unsatisfiable classes: {', '.join(document['unsatisfiable'])}")
+    if document.get("inconsistentPatients"):
+        lines.append(f"Inconsistent patients: {', '.join(document['inconsistentPatients'])}")
+    for patient in document["patients"]:
+        lines.append(f"  {patient['patient']:<40} {', '.join(patient['categories']) or '(no category)'}")
     return "\n".join(lines)
 
 
