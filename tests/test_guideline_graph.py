@@ -115,6 +115,9 @@ def test_query_header(path):
 @pytest.mark.parametrize("path", shape_files(), ids=lambda p: p.name)
 def test_shape_header(path):
     head = path.read_text().split("@prefix", 1)[0]
+    if path.parent.name == "guideline":
+        assert head.startswith("# Shape (guideline graph):")
+        return
     assert head.startswith("# Shape:") or path.name == "prefixes.ttl"
     if path.name != "prefixes.ttl":
         ident = re.search(r"# Catalogue id: ([a-z0-9-]+)", head).group(1)
@@ -164,3 +167,37 @@ def test_python_holds_no_clinical_number():
             code = line.split("#", 1)[0]
             assert not suspicious.search(code), f"{path.name}:{number}: {line.strip()}"
 
+
+
+def test_guideline_graph_meets_its_shapes():
+    from neuropathy_kg.pipeline import validate_guideline
+
+    document = validate_guideline()
+    assert document["findings"] == [] and document["conforms"] is True
+
+
+@pytest.mark.parametrize(("remove", "message"), [
+    ((NKG["repeat-ivig"], CITO.citesAsEvidence, None), "at least one citation"),
+    ((NKG["withheld-repeat-ivig"], PROV.wasDerivedFrom, None), "guideline statement"),
+    ((NKG["dose-pregabalin-renal-30-59"], NKG.unit, None), "UCUM unit"),
+    ((NKG["dose-ivig"], NKG.timesPerDay, None), "frequency"),
+    ((NKG["ref-9"], None, None), "resolve to a source"),
+    ((NKG.weightKg, SKOS.definition, None), "no label or no definition"),
+])
+def test_a_broken_guideline_graph_fails_with_a_clear_message(onto, remove, message):
+    from neuropathy_kg.pipeline import validate_guideline
+
+    broken = rdflib.Graph()
+    broken += onto
+    broken.remove(remove)
+    document = validate_guideline(broken)
+    assert document["conforms"] is False
+    assert any(message in f["message"] for f in document["findings"]), [f["message"] for f in document["findings"]]
+
+
+def test_validate_guideline_command():
+    from click.testing import CliRunner
+    from neuropathy_kg.cli import main
+
+    result = CliRunner().invoke(main, ["validate", "--guideline", "--format", "json"])
+    assert result.exit_code == 0 and '"conforms": true' in result.stdout

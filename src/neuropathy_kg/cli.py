@@ -92,11 +92,20 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
 @click.argument("paths", nargs=-1)
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
+@click.option("--guideline", "check_guideline", is_flag=True, help="Check the guideline graph itself (shapes/guideline/) instead of patients.")
 @engine_option
-def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, engine: str) -> None:
     """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS."""
-    from .pipeline import validate as run, validation_report_graph
+    from .pipeline import validate as run, validate_guideline, validation_report_graph
 
+    if check_guideline:
+        document = validate_guideline()
+        if _default_format(fmt) == "json":
+            _emit_json(document)
+        else:
+            click.echo(render_findings({"conforms": document["conforms"],
+                                        "patients": [{"patient": "(guideline graph)", **document}]}))
+        sys.exit(0 if document["conforms"] else 1)
     date = _as_of(as_of)
     patients, errors = _read(paths)
     document = run(patients, date, engine)
@@ -238,8 +247,8 @@ def render_findings(document: dict) -> str:
             lines.append(f"  {finding['severity'].upper():<9} {finding['id']}")
             lines.append(_wrap(f"{finding['message']} [refs {', '.join(finding['citations']) or '-'}]", "            "))
         lines.append("")
-    verdict = "all patients conform" if document["conforms"] else "at least one violation"
-    lines.append(f"{len(document['patients'])} patients: {verdict}")
+    verdict = "all conform" if document["conforms"] else "at least one violation"
+    lines.append(f"{len(document['patients'])} checked: {verdict}")
     return "\n".join(lines)
 
 

@@ -49,10 +49,24 @@ def ontology_ntriples() -> bytes:
     return ontology().serialize(format="nt", encoding="utf-8")
 
 
+def _shapes_from(*folders: str) -> rdflib.Graph:
+    graph = rdflib.Graph()
+    graph.parse(home() / "shapes" / "prefixes.ttl", format="turtle")
+    for folder in folders:
+        graph += _parse_dir(home() / "shapes" / folder)
+    return graph
+
+
 @cache
 def shapes() -> rdflib.Graph:
-    """All of shapes/**/*.ttl as one shapes graph."""
-    return _parse_dir(home() / "shapes")
+    """The patient-graph shapes: shapes/pitfalls/ and shapes/data/."""
+    return _shapes_from("pitfalls", "data")
+
+
+@cache
+def guideline_shapes() -> rdflib.Graph:
+    """The shapes the guideline graph itself must meet: shapes/guideline/."""
+    return _shapes_from("guideline")
 
 
 def _read_queries(folder: str, suffix: str) -> list[tuple[str, str]]:

@@ -228,21 +228,29 @@ def _validate_patient(store: Store, patient: Patient) -> dict:
     }
 
 
-def shacl_report(data_graph: rdflib.Graph) -> rdflib.Graph:
-    """Run every shape in shapes/ with pySHACL; the data graph must hold ontology, patient and facts.
-    It is validated in place (pySHACL adds nothing to it without inference)."""
+def shacl_report(data_graph: rdflib.Graph, shapes: rdflib.Graph | None = None) -> rdflib.Graph:
+    """Run the patient shapes (or the given shapes) with pySHACL; for patients the data graph must hold
+    ontology, patient and facts. It is validated in place (pySHACL adds nothing without inference)."""
     _conforms, report, text = pyshacl.validate(
-        data_graph, shacl_graph=guideline.shapes(), inference="none", advanced=False, inplace=True,
-        allow_warnings=True, allow_infos=True,
+        data_graph, shacl_graph=shapes if shapes is not None else guideline.shapes(), inference="none",
+        advanced=False, inplace=True, allow_warnings=True, allow_infos=True,
     )
     if not isinstance(report, rdflib.Graph):  # pySHACL reports a broken shapes graph this way
         raise RuntimeError(f"the SHACL shapes could not run: {text}")
     return report
 
 
-def _shacl_findings(data_graph: rdflib.Graph) -> list[dict]:
-    report = shacl_report(data_graph)
-    shapes = guideline.shapes()
+def validate_guideline(graph: rdflib.Graph | None = None) -> dict:
+    """The guideline graph (by default the shipped ontology) checked against shapes/guideline/."""
+    data = rdflib.Graph()
+    data += graph if graph is not None else guideline.ontology()
+    findings = _shacl_findings(data, guideline.guideline_shapes())
+    return {"conforms": not any(f["severity"] == "violation" for f in findings), "findings": findings}
+
+
+def _shacl_findings(data_graph: rdflib.Graph, shapes: rdflib.Graph | None = None) -> list[dict]:
+    shapes = shapes if shapes is not None else guideline.shapes()
+    report = shacl_report(data_graph, shapes)
     findings = []
     for result in report.subjects(RDF.type, SH.ValidationResult):
         shape = report.value(result, SH.sourceShape)
