@@ -175,6 +175,35 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
     sys.exit(0 if document["consistent"] else 1)
 
 
+@main.command()
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)
+def docs(output: Path) -> None:
+    """Write the ontology's HTML documentation (pyLODE) and the catalogue page."""
+    from .publish import PublishError, docs as write
+
+    try:
+        pages = write(output)
+    except (PublishError, OSError) as error:
+        _fail(f"{output}: {error}")
+    for page in pages:
+        click.echo(f"wrote {page}", err=True)
+
+
+@main.command()
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/release"), show_default=True)
+@click.option("--version", "version", metavar="X.Y.Z", help="Version to stamp (default: the package version).")
+def release(output: Path, version: str | None) -> None:
+    """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS."""
+    from .publish import release as write
+
+    try:
+        files = write(output, version)
+    except OSError as error:
+        _fail(f"{output}: {error}")
+    for path in files:
+        click.echo(f"wrote {path}", err=True)
+
+
 def _query_text(name: str) -> str:
     path = Path(name)
     if path.is_file():
