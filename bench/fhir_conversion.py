@@ -66,7 +66,7 @@ def main() -> None:
     fhir.vocabulary()  # built once per process, like the CLI does on first use
     baseline = median_seconds(lambda: json.loads(data), args.repeat)
     convert = median_seconds(lambda: fhir.to_graph("bench.json", data), args.repeat)
-    graph, problems = fhir.to_graph("bench.json", data)
+    graph, problems, _count = fhir.to_graph("bench.json", data)
     entries = len(json.loads(data)["entry"])
     print(f"bundle: {len(data) / 1e6:.1f} MB, {entries} entries -> {len(graph)} triples, {len(problems)} problems")
     print(f"baseline json.loads : {baseline:.3f} s")

@@ -185,13 +185,13 @@ def courses(graph: rdflib.Graph) -> list[tuple[str, str, int, float | None]]:
 
 def test_infusion_days_with_gaps_of_at_most_two_days_form_one_course():
     days = ["2025-01-06", "2025-01-07", "2025-01-10", "2025-01-14"]  # gaps 0, 2, 3 days
-    graph, problems = fhir.to_graph("b.json", bundle(PATIENT, *[admin(d, 28, f"a{i}") for i, d in enumerate(days)]))
+    graph, problems, _count = fhir.to_graph("b.json", bundle(PATIENT, *[admin(d, 28, f"a{i}") for i, d in enumerate(days)]))
     assert not problems
     assert courses(graph) == [("2025-01-06", "2025-01-10", 3, 28.0), ("2025-01-14", "2025-01-14", 1, 28.0)]
 
 
 def test_two_administrations_on_one_day_add_up():
-    graph, _ = fhir.to_graph("b.json", bundle(PATIENT, admin("2025-01-06", 14, "a"), admin("2025-01-06T15:00:00Z", 14000, "b", unit="mg")))
+    graph, _problems, _count = fhir.to_graph("b.json", bundle(PATIENT, admin("2025-01-06", 14, "a"), admin("2025-01-06T15:00:00Z", 14000, "b", unit="mg")))
     assert courses(graph) == [("2025-01-06", "2025-01-06", 1, 28.0)]
 
 
@@ -202,7 +202,7 @@ def test_two_administrations_on_one_day_add_up():
 def test_planned_ivig_request(request_extra, dates):
     request = {"resourceType": "MedicationRequest", "id": "r", "status": "draft", "intent": "plan", "subject": {"reference": "Patient/p1"},
                "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]}, **request_extra}
-    graph, _ = fhir.to_graph("b.json", bundle(PATIENT, request))
+    graph, _problems, _count = fhir.to_graph("b.json", bundle(PATIENT, request))
     course = next(graph.subjects(rdflib.RDF.type, NKG.IvigCourse))
     assert str(graph.value(course, NKG.status)) == "planned"
     assert courses(graph)[0][:3] == dates
@@ -218,7 +218,7 @@ def test_references_contained_and_bundled_medications():
                  "contained": [{"resourceType": "Medication", "id": "x", "ingredient": [{"itemCodeableConcept": {"text": "Duloxetine"}}]}],
                  "medicationReference": {"reference": "#x"}, "effectivePeriod": {"start": "2026-10-01"},
                  "dosage": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}, "doseAndRate": [{"doseQuantity": {"value": 60, "unit": "mg"}}]}]}
-    graph, problems = fhir.to_graph("b.json", bundle(PATIENT, medication, by_bundle, contained, kind="searchset"))
+    graph, problems, _count = fhir.to_graph("b.json", bundle(PATIENT, medication, by_bundle, contained, kind="searchset"))
     assert not problems
     uses = {str(graph.value(u, NKG.drug)).rsplit("/", 1)[-1]: float(graph.value(u, NKG.dailyDose)) for u in graph.subjects(rdflib.RDF.type, NKG.MedicationUse)}
     assert uses == {"pregabalin": 300.0, "duloxetine": 60.0}
@@ -231,7 +231,7 @@ def test_entered_in_error_and_refuted_are_skipped():
              "verificationStatus": {"coding": [{"code": "refuted"}]}, "code": {"text": "diabetic amyotrophy"}}
     error = {"resourceType": "Observation", "id": "o", "status": "entered-in-error", "subject": {"reference": "Patient/p1"},
              "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "valueQuantity": {"value": 700, "unit": "kg"}}
-    graph, _ = fhir.to_graph("b.json", bundle(PATIENT, wrong, error))
+    graph, _problems, _count = fhir.to_graph("b.json", bundle(PATIENT, wrong, error))
     assert not list(graph.subjects(rdflib.RDF.type, NKG.ConditionRecord))
     assert not list(graph.subjects(rdflib.RDF.type, NKG.ObservationRecord))
 

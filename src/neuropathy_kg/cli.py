@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -57,6 +59,57 @@ def _read(paths: tuple[str, ...]):
     return patients, errors
 
 
+def _default_jobs(paths: tuple[str, ...]) -> int:
+    """All cores for large inputs; one process for small ones (forking costs more than it saves)."""
+    total = 0
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (os.cpu_count() or 1) if total > 2_000_000 else 1
+
+
+def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: bool, progress: bool | None):
+    """Run ``work`` over every chunk of patients; JSON Lines are written as chunks finish.
+    Returns (results, number of reading errors, whether every result conforms)."""
+    from . import batch
+
+    if not paths:
+        _fail("no input: give one or more files, folders, or - for standard input")
+    failures = []
+    show = sys.stderr.isatty() if progress is None else progress
+    results, processed, started, all_conform = [], 0, time.monotonic(), True
+
+    def report(errors) -> None:
+        for error in errors:
+            click.echo(f"neuropathy-kg: {error}", err=True)
+        failures.extend(errors)
+
+    batch.warm_up()
+    for chunk in batch.run(paths, size, work, jobs or _default_jobs(paths), report):
+        processed += len(chunk)
+        all_conform = all_conform and all(r.get("conforms", True) for r in chunk)
+        if jsonl:
+            sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+            sys.stdout.flush()
+        else:
+            results.extend(chunk)
+        if show:
+            rate = processed / max(time.monotonic() - started, 1e-9)
+            click.echo(f"\r{processed} patients, {len(failures)} failed inputs, {rate:.0f} patients/s", err=True, nl=False)
+    if show:
+        click.echo("", err=True)
+    if not processed and not failures:
+        _fail("no patients found in the input")
+    click.echo(f"neuropathy-kg: {processed} patients processed, {len(failures)} inputs failed", err=True) if (show or failures) else None
+    return results, len(failures), all_conform
+
+
+jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
+jobs_option = click.option("--jobs", type=click.IntRange(1, 256), help="Worker processes (default: all cores for inputs over 2 MB, else 1).")
+progress_option = click.option("--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal).")
 as_of_option = click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Assessment date every time rule counts from (default: today).")
 engine_option = click.option("--engine", type=click.Choice(ENGINES), default="oxigraph", show_default=True, help="SPARQL engine.")
 
@@ -74,18 +127,24 @@ def main() -> None:
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
 @engine_option
-def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
+@jsonl_option
+@jobs_option
+@progress_option
+def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, jsonl: bool,
+              jobs: int | None, progress: bool | None) -> None:
     """Derive the guideline's recommended actions for each patient in PATHS."""
-    from .pipeline import recommend as run
+    from .pipeline import CHUNK_SIZE, recommend_chunk, recommend_document
 
     date = _as_of(as_of)
-    patients, errors = _read(paths)
-    document = run(patients, date, engine)
-    if _default_format(fmt) == "json":
-        _emit_json(document)
-    else:
-        click.echo(render_recommendations(document))
-    sys.exit(2 if errors else 0)
+    results, failed, _ = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
+                                     jobs, jsonl, progress)
+    if not jsonl:
+        document = recommend_document(date, results)
+        if _default_format(fmt) == "json":
+            _emit_json(document)
+        else:
+            click.echo(render_recommendations(document))
+    sys.exit(2 if failed else 0)
 
 
 @main.command()
@@ -93,10 +152,16 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
 @click.option("--guideline", "check_guideline", is_flag=True, help="Check the guideline graph itself (shapes/guideline/) instead of patients.")
+@click.option("--shacl", type=click.Choice(("compiled", "pyshacl")), default="compiled", show_default=True,
+              help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
 @engine_option
-def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, engine: str) -> None:
+@jsonl_option
+@jobs_option
+@progress_option
+def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, shacl: str, engine: str,
+             jsonl: bool, jobs: int | None, progress: bool | None) -> None:
     """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS."""
-    from .pipeline import validate as run, validate_guideline, validation_report_graph
+    from .pipeline import CHUNK_SIZE, validate_chunk, validate_document, validate_guideline, validation_report_graph
 
     if check_guideline:
         document = validate_guideline()
@@ -107,18 +172,20 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                                         "patients": [{"patient": "(guideline graph)", **document}]}))
         sys.exit(0 if document["conforms"] else 1)
     date = _as_of(as_of)
-    patients, errors = _read(paths)
-    document = run(patients, date, engine)
-    chosen = _default_format(fmt)
-    if chosen == "json":
-        _emit_json(document)
-    elif chosen == "turtle":
-        sys.stdout.write(validation_report_graph(document).serialize(format="turtle"))
-    else:
-        click.echo(render_findings(document))
-    if errors:
+    results, failed, conforms = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
+                                            CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, jsonl, progress)
+    if not jsonl:
+        document = validate_document(date, results)
+        chosen = _default_format(fmt)
+        if chosen == "json":
+            _emit_json(document)
+        elif chosen == "turtle":
+            sys.stdout.write(validation_report_graph(document).serialize(format="turtle"))
+        else:
+            click.echo(render_findings(document))
+    if failed:
         sys.exit(2)
-    sys.exit(0 if document["conforms"] else 1)
+    sys.exit(0 if conforms else 1)
 
 
 @main.command()

@@ -89,13 +89,14 @@ def vocabulary() -> Vocabulary:
 # ---------------------------------------------------------------- small readers
 
 def fhir_date(value) -> Literal | None:
-    """A FHIR date or dateTime as xsd:date (the date as written); anything else as a plain string."""
+    """A FHIR date or dateTime as xsd:date (the date part as written); an invalid one as a plain string of
+    its date part (the shapes report it), a partial date (2026-02) as it is."""
     if not isinstance(value, str) or not value:
         return None
     try:
         return Literal(dt.date.fromisoformat(value[:10]).isoformat(), datatype=XSD.date)
     except ValueError:
-        return Literal(value)
+        return Literal(value.split("T", 1)[0])
 
 
 def _date_value(value) -> dt.date | None:
@@ -529,8 +530,9 @@ def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | N
     return found, problems
 
 
-def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError]]:
-    """The patient graph of one FHIR file, and the problems met in it (bad NDJSON lines)."""
+def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError], int]:
+    """The patient graph of one FHIR file, the problems met in it (bad NDJSON lines), and how many
+    resources it held."""
     resources, problems = _resources(name, data, ndjson)
     converter = _Converter(name=name, vocab=vocabulary(), problems=problems)
     converter.index([(url, resource) for url, resource, _line in resources])
@@ -542,4 +544,4 @@ def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph
             label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
             problems.append(InputError(where, f"{label} could not be read ({one_line(error)})"))
     converter.finish()
-    return converter.graph, problems
+    return converter.graph, problems, len(resources)

@@ -8,7 +8,10 @@ the engine and the output.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
 from typing import Iterable, Iterator
 
 import pyshacl
@@ -85,8 +88,13 @@ def recommend(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph")
     """The recommend command's JSON document (interface.md) for these patients."""
     results = []
     for chunk in chunks(patients, CHUNK_SIZE[engine]):
-        results.extend(_recommend_chunk(derive(chunk, as_of, engine), chunk))
-    return _recommend_document(as_of, results)
+        results.extend(recommend_chunk(chunk, as_of, engine))
+    return recommend_document(as_of, results)
+
+
+def recommend_chunk(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> list[dict]:
+    """Each patient's recommend result, deriving the facts of the whole chunk in one store."""
+    return _recommend_chunk(derive(patients, as_of, engine), patients)
 
 
 def assess(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> tuple[dict, dict]:
@@ -96,10 +104,10 @@ def assess(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") ->
         store = derive([patient], as_of, engine)
         recommended.extend(_recommend_chunk(store, [patient]))
         validated.append(_validate_patient(store, patient))
-    return _recommend_document(as_of, recommended), _validate_document(as_of, validated)
+    return recommend_document(as_of, recommended), validate_document(as_of, validated)
 
 
-def _recommend_document(as_of: dt.date, results: list[dict]) -> dict:
+def recommend_document(as_of: dt.date, results: list[dict]) -> dict:
     iri, version = guideline.guideline_info()
     return {"guideline": iri, "version": version, "asOf": as_of.isoformat(), "patients": results}
 
@@ -209,13 +217,100 @@ def _action_json(row: dict) -> dict:
 
 # ---------------------------------------------------------------- validate
 
-def validate(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> dict:
-    """The validate command's JSON document (interface.md): SHACL findings per patient."""
-    results = [_validate_patient(derive([p], as_of, engine), p) for p in patients]
-    return _validate_document(as_of, results)
+SHACL_MODES = ("compiled", "pyshacl")
 
 
-def _validate_document(as_of: dt.date, results: list[dict]) -> dict:
+def validate(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph", shacl: str = "pyshacl") -> dict:
+    """The validate command's JSON document (interface.md): SHACL findings per patient.
+
+    ``shacl="pyshacl"`` runs the shapes with pySHACL, one patient graph at a time (the reference);
+    ``shacl="compiled"`` runs each shape's SPARQL once per chunk of patients on the engine (the fast
+    path, identical results: tests/test_population.py)."""
+    size = CHUNK_SIZE[engine] if shacl == "compiled" else 1
+    results = []
+    for chunk in chunks(patients, size):
+        results.extend(validate_chunk(chunk, as_of, engine, shacl))
+    return validate_document(as_of, results)
+
+
+def validate_chunk(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph", shacl: str = "compiled") -> list[dict]:
+    """Each patient's validate result: compiled shapes over the chunk's store, or pySHACL per patient."""
+    if shacl == "compiled":
+        return _validate_chunk(derive(patients, as_of, engine), patients)
+    return [_validate_patient(derive([p], as_of, engine), p) for p in patients]
+
+
+@dataclass(frozen=True)
+class CompiledShape:
+    """A patient shape's SHACL-SPARQL constraint as one set-based query over a chunk of patients."""
+
+    shape: str
+    entry: str
+    severity: str
+    message: str
+    query: str
+
+
+@cache
+def compiled_shapes() -> tuple[CompiledShape, ...]:
+    """Every patient shape (shapes/pitfalls, shapes/data) compiled: $this becomes ?this, bound by the
+    shape's target inside the query's own group. The shapes are written so that every group that uses
+    $this binds it by a triple pattern of its own, which makes pre-binding and joining agree."""
+    shapes = guideline.shapes()
+    compiled = []
+    for node in sorted(set(shapes.subjects(RDF.type, SH.NodeShape))):
+        constraint = shapes.value(node, SH.sparql)
+        if shapes.value(node, SH.targetClass) != NKG.Patient or constraint is None:
+            raise RuntimeError(f"shape {node} cannot be compiled: patient shapes must target nkg:Patient with sh:sparql")
+        prefixes = "".join(
+            f"PREFIX {shapes.value(d, SH.prefix)}: <{shapes.value(d, SH.namespace)}>\n"
+            for d in shapes.objects(shapes.value(constraint, SH.prefixes), SH.declare)
+        )
+        select = str(shapes.value(constraint, SH.select)).replace("$this", "?this")
+        select = re.sub(r"WHERE\s*\{", "WHERE {\n    ?this a nkg:Patient .", select, count=1)
+        severity = str(shapes.value(node, SH.severity)).rsplit("#", 1)[-1].lower()
+        compiled.append(CompiledShape(shape=str(node), entry=local_name(shapes.value(node, NKG.implements)),
+                                      severity=severity, message=str(shapes.value(constraint, SH.message)),
+                                      query=prefixes + select))
+    return tuple(compiled)
+
+
+def _sparql_message(template: str, bindings: dict) -> str:
+    """sh:message with {?var} / {$var} replaced as pySHACL does (str() of each bound term)."""
+    for name, term in bindings.items():
+        template = re.sub("{{[?$]{}}}".format(name), str(term), template)
+    return template
+
+
+def _validate_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
+    by_patient: dict[str, list[dict]] = defaultdict(list)
+    for shape in compiled_shapes():
+        entry = guideline.catalogue().get(shape.entry)
+        for row in store.select(shape.query):
+            focus = row["this"]
+            value = row.get("value", focus)
+            bindings = {k: v for k, v in row.items() if k not in ("this", "value")}
+            bindings.update({"this": focus, "value": value})
+            finding = {
+                "id": shape.entry,
+                "severity": shape.severity,
+                "message": _sparql_message(shape.message, bindings),
+                "focus": str(focus),
+                "shape": shape.shape,
+                "citations": list(entry.citations) if entry else [],
+            }
+            if isinstance(value, URIRef) and value != focus:
+                finding["value"] = str(value)
+            by_patient[str(focus)].append(finding)
+    results = []
+    for patient in chunk:
+        findings = _sorted_unique(by_patient.get(str(patient.iri), []))
+        results.append({"patient": patient.id, "conforms": not any(f["severity"] == "violation" for f in findings),
+                        "findings": findings})
+    return results
+
+
+def validate_document(as_of: dt.date, results: list[dict]) -> dict:
     return {"conforms": all(r["conforms"] for r in results), "asOf": as_of.isoformat(), "patients": results}
 
 
@@ -269,6 +364,10 @@ def _shacl_findings(data_graph: rdflib.Graph, shapes: rdflib.Graph | None = None
         })
         if isinstance(value, URIRef) and str(value) != findings[-1]["focus"]:
             findings[-1]["value"] = str(value)
+    return _sorted_unique(findings)
+
+
+def _sorted_unique(findings: list[dict]) -> list[dict]:
     unique = {(f["id"], f["focus"], f.get("value", ""), f["message"], f["severity"]): f for f in findings}
     return sorted(unique.values(), key=lambda f: (SEVERITY_RANK.get(f["severity"], 3), f["id"], f["focus"], f.get("value", ""), f["message"]))
 

@@ -1,0 +1,183 @@
+"""A deterministic synthetic population as FHIR R4 Bulk Data NDJSON (one file per resource type).
+
+    .venv/bin/python bench/synthetic.py N OUTPUT_FOLDER [--seed S]
+
+Each patient is drawn from the guideline's scenario space: in or out of scope, both phenotypes and an
+unknown subtype, relapses (recorded or by pain score), IVIG courses with measured responses, first-line
+drugs at varied doses (subtherapeutic, adequate, above band maxima), opioids, renal function as serum
+creatinine (mg/dL or umol/L), eGFR or measured clearance, HbA1c, comorbidities, a few data errors, and
+unrelated resources (encounters) as an export carries them. Used by bench/population.py and the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+LOINC, ICD10, SNOMED, RXNORM, ATC = ("http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", "http://snomed.info/sct",
+                                     "http://www.nlm.nih.gov/research/umls/rxnorm", "http://www.whocc.no/atc")
+UCUM = "http://unitsofmeasure.org"
+AS_OF = dt.date(2026, 11, 24)
+DRUGS = {
+    "pregabalin": ("187832", "Pregabalin 75 MG Oral Capsule", [75, 150, 300, 450, 600, 900]),
+    "gabapentin": ("25480", "gabapentin 300 MG Oral Capsule", [300, 900, 1800, 3600]),
+    "duloxetine": ("72625", "duloxetine 60 MG Delayed Release Oral Capsule", [60, 120, 180]),
+    "tramadol": ("10689", "tramadol hydrochloride 50 MG Oral Tablet", [100, 200]),
+    "amitriptyline": ("704", "amitriptyline hydrochloride 25 MG Oral Tablet", [25, 50]),
+    "metformin": ("6809", "metformin hydrochloride 500 MG Oral Tablet", [1000, 2000]),
+}
+
+
+def _day(offset: int) -> str:
+    return (AS_OF - dt.timedelta(days=offset)).isoformat()
+
+
+def _quantity(value, unit: str) -> dict:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+class Writer:
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.resources: dict[str, list[dict]] = {}
+        self.counter = 0
+
+    def add(self, resource: dict) -> None:
+        self.counter += 1
+        resource.setdefault("id", f"r{self.counter}")
+        self.resources.setdefault(resource["resourceType"], []).append(resource)
+
+    def observation(self, pid: str, system: str, code: str, value, unit: str | None, day: str, display: str = "") -> None:
+        resource = {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": system, "code": code, "display": display}]},
+                    "effectiveDateTime": day + "T09:00:00Z"}
+        if isinstance(value, bool):
+            resource["valueBoolean"] = value
+        else:
+            resource["valueQuantity"] = _quantity(value, unit) if unit else {"value": value}
+        self.add(resource)
+
+    def condition(self, pid: str, system: str, code: str, status: str, day: str, display: str = "") -> None:
+        self.add({"resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
+                  "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
+                  "code": {"coding": [{"system": system, "code": code, "display": display}]}, "recordedDate": day})
+
+    def medication(self, pid: str, drug: str, daily_mg: float, start: str, status: str = "active") -> None:
+        code, name, _doses = DRUGS[drug]
+        self.add({"resourceType": "MedicationRequest", "status": status, "intent": "order", "subject": {"reference": f"Patient/{pid}"},
+                  "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
+                  "authoredOn": start,
+                  "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                         "doseAndRate": [{"doseQuantity": _quantity(daily_mg, "mg")}]}]})
+
+    def ivig_course(self, pid: str, start_offset: int, grams: float, days: int = 5) -> None:
+        for k in range(days):
+            self.add({"resourceType": "MedicationAdministration", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
+                      "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "J06BA02", "display": "immunoglobulins, normal human"}]},
+                      "effectiveDateTime": _day(start_offset - k) + "T08:00:00Z", "dosage": {"dose": _quantity(grams, "g")}})
+
+
+def patient(writer: Writer, index: int) -> None:
+    rng, pid = writer.rng, f"p{index:07d}"
+    sex = rng.choice(["female", "male"])
+    record = {"resourceType": "Patient", "id": pid, "gender": sex,
+              "birthDate": f"{rng.randint(1935, 1985)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
+    if rng.random() < 0.02:
+        record["deceasedBoolean"] = True
+    writer.add(record)
+    for _ in range(rng.randint(1, 4)):  # what exports are mostly made of
+        writer.add({"resourceType": "Encounter", "status": "finished", "subject": {"reference": f"Patient/{pid}"},
+                    "class": {"code": "AMB"}, "period": {"start": _day(rng.randint(1, 900))}})
+    weight = round(rng.uniform(50, 120), 1)
+    if rng.random() < 0.9:
+        if rng.random() < 0.1:
+            writer.observation(pid, LOINC, "29463-7", round(weight / 0.45359237, 1), "[lb_av]", _day(rng.randint(1, 60)), "Body Weight")
+        else:
+            writer.observation(pid, LOINC, "29463-7", weight, "kg", _day(rng.randint(1, 60)), "Body Weight")
+    renal = rng.random()
+    creatinine = round(rng.uniform(0.6, 3.5), 2)
+    if renal < 0.6:
+        writer.observation(pid, LOINC, "2160-0", creatinine, "mg/dL", _day(rng.randint(1, 90)), "Creatinine")
+    elif renal < 0.7:
+        writer.observation(pid, LOINC, "14682-9", round(creatinine * 88.42), "umol/L", _day(rng.randint(1, 90)), "Creatinine")
+    elif renal < 0.8:
+        writer.observation(pid, LOINC, "33914-3", rng.randint(12, 110), "mL/min/{1.73_m2}", _day(rng.randint(1, 90)), "eGFR")
+    elif renal < 0.85:
+        writer.observation(pid, LOINC, "2164-2", rng.choice([14.9, 15, 29.9, 30, 59.9, 60, 85]), "mL/min", _day(rng.randint(1, 90)))
+    if rng.random() < 0.8:
+        writer.observation(pid, LOINC, "4548-4", round(rng.uniform(5.5, 10.5), 1), "%", _day(rng.randint(1, 200)), "HbA1c")
+    writer.condition(pid, SNOMED, "44054006", "active", _day(rng.randint(1000, 5000)), "Diabetes mellitus type 2")
+    for chance, system, code in ((0.4, SNOMED, "59621000"), (0.3, ICD10, "E78.5"), (0.05, ICD10, "K74.60"),
+                                 (0.15, ICD10, "F33.1"), (0.1, ICD10, "G47.00")):
+        if rng.random() < chance:
+            writer.condition(pid, system, code, "active", _day(rng.randint(100, 3000)))
+    if rng.random() < 0.3:
+        return  # out of scope: no neuropathy recorded
+    phenotype = rng.random()
+    status = "relapse" if rng.random() < 0.4 else "active"
+    relapse_offset = rng.randint(5, 60)
+    if phenotype < 0.5:
+        writer.condition(pid, ICD10, "E11.44", status, _day(relapse_offset if status == "relapse" else 700), "Type 2 DM with diabetic amyotrophy")
+    elif phenotype < 0.85:
+        writer.condition(pid, ICD10, "E11.42", status, _day(800), "Type 2 DM with diabetic polyneuropathy")
+    else:
+        writer.condition(pid, SNOMED, "368581000119106", status, _day(relapse_offset), "Neuropathy due to type 2 diabetes mellitus")
+    if phenotype < 0.5 and rng.random() < 0.7:  # a first IVIG course, with pain scores around it
+        course_end = rng.randint(200, 600)
+        dose = round(weight * rng.choice([0.4, 0.4, 0.4, 0.3, 0.45]), 1)
+        writer.ivig_course(pid, course_end + 4, dose, rng.choice([5, 5, 5, 4]))
+        baseline = rng.randint(6, 10)
+        writer.observation(pid, LOINC, "72514-3", baseline, "{score}", _day(course_end + 5), "Pain severity")
+        after = rng.choice([round(baseline * 0.5), round(baseline * 0.7), baseline - 1, baseline])
+        writer.observation(pid, LOINC, "72514-3", after, "{score}", _day(course_end - rng.randint(5, 90)), "Pain severity")
+        if rng.random() < 0.5:
+            writer.observation(pid, LOINC, "72514-3", rng.randint(5, 10), "{score}", _day(rng.randint(3, 40)), "Pain severity")
+        if rng.random() < 0.15:
+            writer.ivig_course(pid, rng.randint(5, 20), dose)
+    elif rng.random() < 0.6:
+        writer.observation(pid, LOINC, "72514-3", rng.randint(0, 10), "{score}", _day(rng.randint(1, 60)), "Pain severity")
+    for drug in rng.sample(list(DRUGS), k=rng.choice([0, 1, 1, 2])):
+        writer.medication(pid, drug, rng.choice(DRUGS[drug][2]), _day(rng.choice([3, 7, 8, 20, 40, 200])),
+                          rng.choice(["active", "active", "active", "stopped"]))
+    if rng.random() < 0.03:  # data errors an export carries
+        writer.observation(pid, LOINC, "29463-7", rng.choice([0, -5, 900]), "kg", _day(2), "Body Weight")
+    if rng.random() < 0.03:
+        writer.observation(pid, LOINC, "4548-4", 64, "mmol/mol", _day(3), "HbA1c")
+    if rng.random() < 0.1:
+        writer.add({"resourceType": "Procedure", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
+                    "code": {"text": "10-g monofilament foot examination"}, "performedDateTime": _day(rng.randint(30, 500))})
+
+
+def generate(count: int, folder: Path, seed: int = 7) -> Path:
+    rng = random.Random(seed)
+    writer = Writer(rng)
+    folder.mkdir(parents=True, exist_ok=True)
+    handles = {}
+    try:
+        for index in range(count):
+            patient(writer, index)
+            for kind, items in writer.resources.items():
+                if kind not in handles:
+                    handles[kind] = open(folder / f"{kind}.ndjson", "w")
+                handles[kind].writelines(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
+            writer.resources.clear()
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("count", type=int)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    generate(args.count, args.output, args.seed)
+
+
+if __name__ == "__main__":
+    main()
