@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import click
+from rdflib import URIRef
 
 from . import __version__, guideline
 from .engine import ENGINES
@@ -194,20 +195,35 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
 @engine_option
-def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
-    """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS."""
+@click.option("--endpoint", metavar="URL", help="A remote SPARQL 1.1 query endpoint to run the query on instead (see `load`).")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=30, show_default=True, help="Seconds to wait for the endpoint.")
+def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, endpoint: str | None,
+          timeout: float) -> None:
+    """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS,
+    or over a remote endpoint."""
     from .pipeline import derive, python_value
 
     text = _query_text(query)
-    patients, errors = read_patients(paths) if paths else ([], [])
-    for error in errors:
-        click.echo(f"neuropathy-kg: {error}", err=True)
-    store = derive(patients, _as_of(as_of), engine)
-    try:
-        rows = store.select(text)
-    except Exception as error:  # engines raise their own syntax error types
-        _fail(f"{query}: query failed: {one_line(error)}")
-    table = [{k: python_value(v) for k, v in row.items()} for row in rows]
+    errors = []
+    if endpoint:
+        if paths:
+            _fail("give either PATHS (a local run) or --endpoint (a remote store), not both; load patients with `load`")
+        from .endpoint import EndpointError, select
+
+        try:
+            rows = select(endpoint, text, timeout)
+        except EndpointError as error:
+            _fail(str(error))
+    else:
+        patients, errors = read_patients(paths) if paths else ([], [])
+        for error in errors:
+            click.echo(f"neuropathy-kg: {error}", err=True)
+        store = derive(patients, _as_of(as_of), engine)
+        try:
+            rows = store.select(text)
+        except Exception as error:  # engines raise their own syntax error types
+            _fail(f"{query}: query failed: {one_line(error)}")
+    table = [{k: str(v) if isinstance(v, URIRef) else python_value(v) for k, v in row.items()} for row in rows]
     if _default_format(fmt) == "json":
         _emit_json({"query": query, "rows": table})
     else:
@@ -240,6 +256,38 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
     if errors:
         sys.exit(2)
     sys.exit(0 if document["consistent"] else 1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--store", "store_url", required=True, metavar="URL",
+              help="Graph Store Protocol endpoint (Oxigraph: http://host:7878/store; Fuseki: http://host:3030/DATASET/data).")
+@click.option("--graph", metavar="IRI", help="Named graph to load into (default: the default graph).")
+@as_of_option
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=60, show_default=True)
+def load(paths: tuple[str, ...], store_url: str, graph: str | None, as_of: str | None, timeout: float) -> None:
+    """Load the guideline and PATHS' patients, with their derived facts, into a remote store."""
+    from .endpoint import EndpointError, upload
+    from .pipeline import CHUNK_SIZE, derive
+    from . import guideline
+
+    date = _as_of(as_of)
+    ontology = guideline.ontology()
+    loaded = 0
+
+    def work(chunk):
+        enriched = derive(chunk, date, "oxigraph").to_graph() - ontology
+        upload(store_url, enriched.serialize(format="nt", encoding="utf-8"), graph, timeout)
+        return [{"patient": p.id} for p in chunk]
+
+    try:
+        upload(store_url, guideline.ontology_ntriples(), graph, timeout)
+        results, failed, _ = _population(paths, work, CHUNK_SIZE["oxigraph"], 1, False, None)
+        loaded = len(results)
+    except EndpointError as error:
+        _fail(str(error))
+    click.echo(f"neuropathy-kg: loaded the guideline and {loaded} patients into {store_url}", err=True)
+    sys.exit(2 if failed else 0)
 
 
 @main.command()

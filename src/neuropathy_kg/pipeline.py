@@ -107,6 +107,14 @@ def assess(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") ->
     return recommend_document(as_of, recommended), validate_document(as_of, validated)
 
 
+def assess_chunk(patients: list[Patient], as_of: dt.date, engine: str = "oxigraph") -> list[dict]:
+    """Per patient, {"recommend": ..., "validate": ...} from one derivation of the chunk (compiled shapes)."""
+    store = derive(patients, as_of, engine)
+    recommended = _recommend_chunk(store, patients)
+    validated = _validate_chunk(store, patients)
+    return [{"recommend": r, "validate": v, "conforms": v["conforms"]} for r, v in zip(recommended, validated)]
+
+
 def recommend_document(as_of: dt.date, results: list[dict]) -> dict:
     iri, version = guideline.guideline_info()
     return {"guideline": iri, "version": version, "asOf": as_of.isoformat(), "patients": results}

@@ -1,0 +1,167 @@
+"""Remote SPARQL 1.1 stores: `load` then `query --endpoint` against a real Oxigraph server started here
+on 127.0.0.1 give the same rows as the local run; endpoint faults end in one line, exit 2, with bounded
+retries; credentials come from the environment."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from neuropathy_kg import endpoint, guideline
+from neuropathy_kg.cli import main
+from neuropathy_kg.load import read_patients
+from neuropathy_kg.pipeline import derive, python_value
+
+import datetime as dt
+
+OXIGRAPH = shutil.which("oxigraph") or str(Path(sys.executable).parent / "oxigraph")
+EXAMPLES = ROOT / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def oxigraph_server():
+    if not Path(OXIGRAPH).exists():
+        pytest.skip("the oxigraph server (PyPI oxigraph) is not installed")
+    port = free_port()
+    process = subprocess.Popen([OXIGRAPH, "serve", "--bind", f"127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/query?query=ASK%7B%7D", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("the oxigraph server did not start")
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def rows(result_rows) -> list[tuple]:
+    return sorted(tuple(sorted((k, str(python_value(v))) for k, v in row.items())) for row in result_rows)
+
+
+def test_load_then_query_the_endpoint_equals_local(oxigraph_server):
+    result = CliRunner().invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES)])
+    assert result.exit_code == 0, result.stderr
+    patients, _ = read_patients([str(EXAMPLES)])
+    local = derive(patients, dt.date(2026, 11, 24))
+    names = [n for n, _q in guideline.action_queries()] + ["patient-facts", "missing-data", "patient-categories"]
+    compared = 0
+    for name in names:
+        text = guideline.named_queries()[name].read_text()
+        remote = endpoint.select(f"{oxigraph_server}/query", text)
+        assert rows(remote) == rows(local.select(text)), name
+        compared += len(remote)
+    assert compared > 100
+
+
+def test_query_command_against_the_endpoint(oxigraph_server):
+    runner = CliRunner()
+    runner.invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES / "03-renal-impairment.ttl")])
+    result = runner.invoke(main, ["query", "repeat-ivig", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert any(r["patient"].endswith("carmen/patient") and r["dailyAmount"] == 30 for r in json.loads(result.stdout)["rows"])
+    both = runner.invoke(main, ["query", "repeat-ivig", str(EXAMPLES), "--endpoint", f"{oxigraph_server}/query"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+class FaultyHandler(http.server.BaseHTTPRequestHandler):
+    mode = "500"
+    seen: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self._answer()
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def _answer(self):
+        FaultyHandler.seen.append(dict(self.headers))
+        if self.mode == "slow":
+            time.sleep(2.5)
+        status = {"500": 500, "garbage": 200, "slow": 200, "400": 400}[self.mode]
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/sparql-results+json")
+            self.end_headers()
+            self.wfile.write(b"{not json" if self.mode == "garbage" else b'{"head": {}}')
+        except OSError:
+            pass  # the client gave up (the timeout case)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def faulty_server(monkeypatch):
+    monkeypatch.setattr(endpoint, "BACKOFF_SECONDS", 0.01)
+    FaultyHandler.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FaultyHandler)
+    server.handle_error = lambda *args: None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sparql"
+    server.shutdown()
+
+
+def one_line_exit_2(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("mode", "needle", "attempts"), [
+    ("500", "HTTP 500", endpoint.ATTEMPTS),
+    ("garbage", "malformed SPARQL results", endpoint.ATTEMPTS),
+    ("slow", "timed out", endpoint.ATTEMPTS),
+    ("400", "HTTP 400", 1),
+])
+def test_endpoint_faults(faulty_server, mode, needle, attempts):
+    FaultyHandler.mode = mode
+    result = CliRunner().invoke(main, ["query", "patient-facts", "--endpoint", faulty_server, "--timeout", "1"])
+    one_line_exit_2(result, faulty_server, needle)
+    assert len(FaultyHandler.seen) == attempts, "bounded retries, none for a client error"
+
+
+def test_connection_refused():
+    url = f"http://127.0.0.1:{free_port()}/query"
+    original = endpoint.BACKOFF_SECONDS
+    endpoint.BACKOFF_SECONDS = 0.01
+    try:
+        result = CliRunner().invoke(main, ["query", "patient-facts", "--endpoint", url])
+    finally:
+        endpoint.BACKOFF_SECONDS = original
+    one_line_exit_2(result, url, "after 3 attempts")
+
+
+def test_credentials_come_from_the_environment(faulty_server, monkeypatch):
+    FaultyHandler.mode = "400"
+    monkeypatch.setenv("NEUROPATHY_KG_ENDPOINT_TOKEN", "s3cret")
+    CliRunner().invoke(main, ["query", "patient-facts", "--endpoint", faulty_server])
+    assert FaultyHandler.seen[0].get("Authorization") == "Bearer s3cret"
