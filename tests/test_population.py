@@ -23,9 +23,9 @@ AS_OF = dt.date(2026, 11, 24)
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
-    folder = generate(120, tmp_path_factory.mktemp("population") / "export", seed=11)
+    folder = generate(80, tmp_path_factory.mktemp("population") / "export", seed=11)
     patients, errors = read_patients([str(folder)])
-    assert not errors and len(patients) == 120
+    assert not errors and len(patients) == 80
     return folder, patients
 
 

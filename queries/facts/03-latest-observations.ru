@@ -1,16 +1,22 @@
 # Derives: nkg:latestObservation, for each patient and observation kind the most recent observation
 #   with a usable normalised value (ties on the same day: the larger record IRI, so runs are repeatable),
-#   and the patient's nkg:weightKg from the latest body weight.
+#   and the patient's nkg:weightKg from the latest body weight. Written with grouped maxima rather than
+#   FILTER NOT EXISTS, which Oxigraph evaluates in time quadratic in the number of observations.
 # Serves: creatinine clearance, pain control and severity, HbA1c rules, IVIG and steroid doses.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
 
-INSERT { ?patient nkg:latestObservation ?obs }
+INSERT { ?patient nkg:latestObservation ?latest }
 WHERE {
-  ?obs nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?value ; nkg:day ?day .
-  FILTER NOT EXISTS {
-    ?other nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?otherValue ; nkg:day ?otherDay .
-    FILTER(?otherDay > ?day || (?otherDay = ?day && STR(?other) > STR(?obs)))
+  SELECT ?patient ?kind (IRI(MAX(STR(?obs))) AS ?latest)
+  WHERE {
+    {
+      SELECT ?patient ?kind (MAX(?day) AS ?latestDay)
+      WHERE { ?candidate nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?anyValue ; nkg:day ?day . }
+      GROUP BY ?patient ?kind
+    }
+    ?obs nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?value ; nkg:day ?latestDay .
   }
+  GROUP BY ?patient ?kind
 } ;
 
 INSERT { ?patient nkg:weightKg ?kg }

@@ -3,7 +3,8 @@
 #   Phenotype evidence is a condition coded with a phenotype (dated by recordedDate) or a neurologic
 #   exam whose coded value indicates one (dated by its date); undated evidence counts as day 0.
 #   The latest evidence wins; on the same day symmetric wins, so a patient whose exam shows symmetric
-#   progression is handled as symmetric from then on [5]. No evidence: phenotype unknown.
+#   progression is handled as symmetric from then on [5]. No evidence: phenotype unknown. (Grouped
+#   maxima rather than FILTER NOT EXISTS, which Oxigraph evaluates in quadratic time.)
 # Serves: every action (scope), repeat-ivig, standard-pharmacologic-management, withheld-repeat-ivig,
 #   ivig-in-symmetric-polyneuropathy, data-missing-neuropathy-subtype.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
@@ -36,15 +37,22 @@ WHERE {
   }
 } ;
 
-INSERT { ?patient nkg:phenotype ?phenotype ; nkg:phenotypeDay ?day }
+INSERT { ?patient nkg:phenotype ?phenotype ; nkg:phenotypeDay ?latestDay }
 WHERE {
-  ?record nkg:subject ?patient ; nkg:indicatesPhenotype ?phenotype ; nkg:evidenceDay ?day .
-  nkg:assessment nkg:assessmentDay ?today .
-  FILTER(?day <= ?today)
-  FILTER NOT EXISTS {
-    ?other nkg:subject ?patient ; nkg:indicatesPhenotype ?otherPhenotype ; nkg:evidenceDay ?otherDay .
-    FILTER(?otherDay <= ?today)
-    FILTER(?otherDay > ?day
-           || (?otherDay = ?day && ?otherPhenotype = nkg:symmetric-diabetic-polyneuropathy && ?phenotype != ?otherPhenotype))
+  SELECT ?patient ?latestDay
+         (IF(MAX(IF(?candidate = nkg:symmetric-diabetic-polyneuropathy, 1, 0)) = 1,
+             nkg:symmetric-diabetic-polyneuropathy, nkg:asymmetric-diabetic-neuropathy) AS ?phenotype)
+  WHERE {
+    {
+      SELECT ?patient (MAX(?day) AS ?latestDay)
+      WHERE {
+        ?evidence nkg:subject ?patient ; nkg:indicatesPhenotype ?any ; nkg:evidenceDay ?day .
+        nkg:assessment nkg:assessmentDay ?today .
+        FILTER(?day <= ?today)
+      }
+      GROUP BY ?patient
+    }
+    ?record nkg:subject ?patient ; nkg:indicatesPhenotype ?candidate ; nkg:evidenceDay ?latestDay .
   }
+  GROUP BY ?patient ?latestDay
 }

@@ -14,13 +14,23 @@ PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 
 INSERT { ?course nkg:baselineVas ?baseline }
 WHERE {
-  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
-  ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?baseline ; nkg:day ?day .
-  FILTER(?day <= ?start)
-  FILTER NOT EXISTS {
-    ?later nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?laterValue ; nkg:day ?laterDay .
-    FILTER(?laterDay <= ?start && (?laterDay > ?day || (?laterDay = ?day && STR(?later) > STR(?obs))))
+  {
+    SELECT ?course (IRI(MAX(STR(?obs))) AS ?baselineObs)
+    WHERE {
+      {
+        SELECT ?course ?patient (MAX(?day) AS ?baselineDay)
+        WHERE {
+          ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
+          ?candidate nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?anyValue ; nkg:day ?day .
+          FILTER(?day <= ?start)
+        }
+        GROUP BY ?course ?patient
+      }
+      ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?baselineDay .
+    }
+    GROUP BY ?course
   }
+  ?baselineObs nkg:normalValue ?baseline .
 } ;
 
 INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
