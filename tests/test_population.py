@@ -83,3 +83,21 @@ def test_jobs_and_json_lines(population):
     assert lines.returncode == 1
     assert [json.loads(line) for line in lines.stdout.splitlines()] == json.loads(one.stdout)["patients"]
     assert b"Traceback" not in one.stderr + two.stderr + lines.stderr
+
+
+@pytest.mark.bench
+def test_compiled_shapes_equal_pyshacl_at_scale(tmp_path):
+    """Run apart: NKG_BENCH_POPULATION=10000 pytest -m bench tests/test_population.py."""
+    import os
+
+    size = int(os.environ.get("NKG_BENCH_POPULATION", "10000"))
+    folder = generate(size, tmp_path / "export", seed=size)
+    patients = [p for b in batch.batches([str(folder)], 200) for p in b.patients]
+    assert len(patients) == size
+    mismatched = []
+    for start in range(0, size, 200):
+        chunk = patients[start:start + 200]
+        compiled = pipeline.validate(chunk, AS_OF, "oxigraph", "compiled")
+        reference = pipeline.validate(chunk, AS_OF, "oxigraph", "pyshacl")
+        mismatched += [c["patient"] for c, r in zip(compiled["patients"], reference["patients"]) if c != r]
+    assert mismatched == []
