@@ -10,7 +10,6 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import re
 import tempfile
@@ -21,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 import rdflib
 from rdflib import URIRef
 
-from .load import InputError, Patient, _patients_in, _read_bytes, expand_paths, one_line, sniff_format
+from .load import InputError, Patient, _patients_in, _read_bytes, expand_paths, sniff_format
 
 #: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory.
 BUCKET_BYTES = 4_000_000
@@ -121,14 +120,11 @@ def _ndjson_batches(files: list[tuple[str, Path | bytes]], size: int) -> Iterato
                     if not line.strip():
                         continue
                     key = _patient_key(line)
-                    if key is None:
+                    if key is None:  # no patient named: shared with every bucket, if it is a resource
                         try:
-                            resource = json.loads(line)
-                        except ValueError as error:
-                            problems.append(InputError(f"{name}:{number}", f"not valid JSON ({one_line(error)})"))
-                            continue
-                        if not isinstance(resource, dict) or "resourceType" not in resource:
-                            problems.append(InputError(f"{name}:{number}", "not a FHIR resource (no resourceType)"))
+                            fhir.ndjson_resource(name, number, line)
+                        except InputError as error:
+                            problems.append(error)
                             continue
                         shared.append(line)
                         continue

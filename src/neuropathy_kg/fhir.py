@@ -498,6 +498,17 @@ def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
 
 # ---------------------------------------------------------------- entry point
 
+def ndjson_resource(name: str, number: int, line: bytes) -> dict:
+    """One NDJSON line as a FHIR resource; an InputError naming file and line where it is not one."""
+    try:
+        resource = json.loads(line)
+    except ValueError as error:
+        raise InputError(f"{name}:{number}", f"not valid JSON ({one_line(error)})") from None
+    if not isinstance(resource, dict) or "resourceType" not in resource:
+        raise InputError(f"{name}:{number}", "not a FHIR resource (no resourceType)")
+    return resource
+
+
 def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | None, dict, int | None]], list[InputError]]:
     problems: list[InputError] = []
     if ndjson:
@@ -506,14 +517,9 @@ def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | N
             if not line.strip():
                 continue
             try:
-                resource = json.loads(line)
-            except ValueError as error:
-                problems.append(InputError(f"{name}:{number}", f"not valid JSON ({one_line(error)})"))
-                continue
-            if not isinstance(resource, dict) or "resourceType" not in resource:
-                problems.append(InputError(f"{name}:{number}", "not a FHIR resource (no resourceType)"))
-                continue
-            found.append((None, resource, number))
+                found.append((None, ndjson_resource(name, number, line), number))
+            except InputError as error:
+                problems.append(error)
         return found, problems
     try:
         document = json.loads(data)
