@@ -105,7 +105,6 @@ def _patient_key(line: bytes) -> str | None:
 
 def _ndjson_batches(files: list[tuple[str, Path | bytes]], size: int) -> Iterator[Batch]:
     from . import fhir
-    from .load import split_patients
 
     total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
     count = max(1, min(MAX_BUCKETS, total // BUCKET_BYTES + 1))
@@ -140,10 +139,10 @@ def _ndjson_batches(files: list[tuple[str, Path | bytes]], size: int) -> Iterato
             data = (Path(folder) / f"{k}.ndjson").read_bytes()
             if not data:
                 continue
-            graph, bucket_problems, _count = fhir.to_graph(names, common + data, ndjson=True)
+            found, bucket_problems, _count = fhir.to_patients(names, common + data, ndjson=True)
             if bucket_problems:
                 yield Batch([], bucket_problems)
-            yield from _chunked(split_patients(names, graph), size)
+            yield from _chunked(found, size)
 
 
 # ---------------------------------------------------------------- running chunks on all cores

@@ -24,7 +24,7 @@ from rdflib import RDF, XSD, Literal, URIRef
 from rdflib.namespace import SKOS
 
 from . import NKG, guideline
-from .load import InputError, one_line
+from .load import InputError, Patient, one_line
 
 UCUM = "http://unitsofmeasure.org"
 BASE = "urn:neuropathy-kg:fhir:"
@@ -189,7 +189,8 @@ def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
 class _Converter:
     name: str
     vocab: Vocabulary
-    graph: rdflib.Graph = field(default_factory=rdflib.Graph)
+    graphs: dict[URIRef, rdflib.Graph] = field(default_factory=dict)  # one graph per patient
+    owner: dict[URIRef, URIRef] = field(default_factory=dict)  # record or patient IRI -> patient IRI
     problems: list[InputError] = field(default_factory=list)
     by_url: dict[str, dict] = field(default_factory=dict)
     infusions: dict[str, list[tuple[dt.date, float | None, str]]] = field(default_factory=lambda: defaultdict(list))
@@ -219,21 +220,24 @@ class _Converter:
 
     def patient_iri(self, pid: str) -> URIRef:
         iri = URIRef(f"{BASE}Patient/{quote(pid, safe='')}")
-        if (iri, RDF.type, NKG.Patient) not in self.graph:
-            self.graph.add((iri, RDF.type, NKG.Patient))
-            self.graph.add((iri, NKG.patientId, Literal(pid)))
+        if iri not in self.graphs:
+            self.graphs[iri] = rdflib.Graph()
+            self.owner[iri] = iri
+            self.graphs[iri].add((iri, RDF.type, NKG.Patient))
+            self.graphs[iri].add((iri, NKG.patientId, Literal(pid)))
         return iri
 
     def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> URIRef:
         ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
         iri = URIRef(f"{BASE}{resource.get('resourceType')}/{quote(str(ident), safe='')}{suffix}")
-        self.graph.add((iri, RDF.type, cls))
-        self.graph.add((iri, NKG.subject, patient))
+        self.owner[iri] = patient
+        self.graphs[patient].add((iri, RDF.type, cls))
+        self.graphs[patient].add((iri, NKG.subject, patient))
         return iri
 
     def add(self, subject, predicate, value) -> None:
         if value is not None:
-            self.graph.add((subject, predicate, value))
+            self.graphs[self.owner[subject]].add((subject, predicate, value))
 
     # --- resources
     def convert(self, resource: dict) -> None:
@@ -427,8 +431,9 @@ class _Converter:
                 known = [t for t in totals if t is not None]
                 grams = sum(known) / len(known) if known and len(known) == len(totals) else None
                 iri = URIRef(f"{patient}/ivig-course/{course[0].isoformat()}")
-                self.graph.add((iri, RDF.type, NKG.IvigCourse))
-                self.graph.add((iri, NKG.subject, URIRef(patient)))
+                self.owner[iri] = URIRef(patient)
+                self.graphs[URIRef(patient)].add((iri, RDF.type, NKG.IvigCourse))
+                self.graphs[URIRef(patient)].add((iri, NKG.subject, URIRef(patient)))
                 self._course(iri, course[0], course[-1], len(course), grams, next(iter(units - {"g", ""}), None), "given")
 
 
@@ -536,9 +541,25 @@ def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | N
     return found, problems
 
 
+def to_patients(name: str, data: bytes, ndjson: bool = False) -> tuple[list[Patient], list[InputError], int]:
+    """The patients of one FHIR file (one graph each, by patient id), the problems met in it (bad
+    NDJSON lines), and how many resources it held."""
+    converter, problems, count = _convert(name, data, ndjson)
+    patients = [Patient(iri=iri, id=str(graph.value(iri, NKG.patientId)), source=name, graph=graph)
+                for iri, graph in converter.graphs.items()]
+    return sorted(patients, key=lambda p: (p.id, str(p.iri))), problems, count
+
+
 def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError], int]:
-    """The patient graph of one FHIR file, the problems met in it (bad NDJSON lines), and how many
-    resources it held."""
+    """All patients of one FHIR file in one graph (for inspection), the problems, the resource count."""
+    converter, problems, count = _convert(name, data, ndjson)
+    union = rdflib.Graph()
+    for graph in converter.graphs.values():
+        union += graph
+    return union, problems, count
+
+
+def _convert(name: str, data: bytes, ndjson: bool) -> tuple["_Converter", list[InputError], int]:
     resources, problems = _resources(name, data, ndjson)
     converter = _Converter(name=name, vocab=vocabulary(), problems=problems)
     converter.index([(url, resource) for url, resource, _line in resources])
@@ -550,4 +571,4 @@ def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph
             label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
             problems.append(InputError(where, f"{label} could not be read ({one_line(error)})"))
     converter.finish()
-    return converter.graph, problems, len(resources)
+    return converter, problems, len(resources)

@@ -158,11 +158,11 @@ def _patients_in(name: str, data: bytes) -> tuple[list[Patient], list[InputError
     if fmt in ("fhir-json", "fhir-ndjson"):
         from . import fhir  # imported lazily: RDF runs never need it
 
-        graph, problems, count = fhir.to_graph(name, data, ndjson=(fmt == "fhir-ndjson"))
+        patients, problems, count = fhir.to_patients(name, data, ndjson=(fmt == "fhir-ndjson"))
         if count == 0 and not problems:
             raise InputError(name, "no FHIR resources in it")
         # A file of resource types the guideline does not read (Encounter.ndjson of an export) is fine.
-        return split_patients(name, graph), problems
+        return patients, problems
     parsed = _parse_rdf(name, data, fmt)
     if isinstance(parsed, rdflib.Dataset):
         found: list[Patient] = []
