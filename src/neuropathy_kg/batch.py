@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import rdflib
-from rdflib import URIRef
-
 from .load import InputError, Patient, _patients_in, _read_bytes, expand_paths, sniff_format
 
 #: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory.
-BUCKET_BYTES = 4_000_000
+BUCKET_BYTES = 1_000_000
 MAX_BUCKETS = 256
 PATIENT_REFERENCE = re.compile(rb'"(?:subject|patient)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"]+)"')
 
@@ -36,32 +33,71 @@ class Batch:
     errors: list[InputError]
 
 
-def batches(paths: Iterable[str], size: int) -> Iterator[Batch]:
-    """Chunks of at most ``size`` patients, in input order (NDJSON exports: by bucket, then patient id)."""
+@dataclass(frozen=True)
+class Unit:
+    """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
+    bucket (its spool file, plus the lines that name no patient, which every bucket shares)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    shared: Path | None = None
+
+
+def units(paths: Iterable[str], spool: Path) -> Iterator[Unit | InputError]:
+    """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first."""
     try:
         sources = list(expand_paths(paths))
     except InputError as error:
-        yield Batch([], [error])
+        yield error
         return
     ndjson: list[tuple[str, Path | bytes]] = []
     for source in sources:
-        try:
-            if source != "-" and _is_ndjson_file(Path(source)):
-                ndjson.append((str(source), Path(source)))  # streamed later, never held whole
+        if source != "-" and _is_ndjson_file(Path(source)):
+            ndjson.append((str(source), Path(source)))  # streamed into buckets, never held whole
+        elif source == "-":
+            try:
+                name, data = _read_bytes(source)
+            except InputError as error:
+                yield error
                 continue
-            name, data = _read_bytes(source)
             if sniff_format(name, data) == "fhir-ndjson":
                 ndjson.append((name, data))
-                continue
-            found, problems = _patients_in(name, data)
-        except InputError as error:
-            yield Batch([], [error])
-            continue
-        if problems:
-            yield Batch([], problems)
-        yield from _chunked(found, size)
+            else:
+                yield Unit(name=name, data=data)
+        else:
+            yield Unit(name=str(source), path=Path(source))
     if ndjson:
-        yield from _ndjson_batches(ndjson, size)
+        yield from _spool(ndjson, spool)
+
+
+def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
+    """Read and convert one unit (in whichever process runs it) into chunks of patients."""
+    from . import fhir
+
+    try:
+        if unit.shared is not None:  # an NDJSON bucket
+            data = unit.shared.read_bytes() + unit.path.read_bytes()
+            found, problems, _count = fhir.to_patients(unit.name, data, ndjson=True)
+        else:
+            name, data = (unit.name, unit.data) if unit.data is not None else _read_bytes(unit.path)
+            found, problems = _patients_in(name, data)
+    except InputError as error:
+        yield Batch([], [error])
+        return
+    if problems:
+        yield Batch([], problems)
+    yield from _chunked(found, size)
+
+
+def batches(paths: Iterable[str], size: int) -> Iterator[Batch]:
+    """Chunks of at most ``size`` patients, in input order (NDJSON exports: by bucket, then patient id)."""
+    with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
+        for unit in units(paths, Path(spool)):
+            if isinstance(unit, InputError):
+                yield Batch([], [unit])
+            else:
+                yield from unit_batches(unit, size)
 
 
 def _is_ndjson_file(path: Path) -> bool:
@@ -103,16 +139,17 @@ def _patient_key(line: bytes) -> str | None:
     return match.group(1).decode().rsplit("/", 1)[-1]
 
 
-def _ndjson_batches(files: list[tuple[str, Path | bytes]], size: int) -> Iterator[Batch]:
+def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit | InputError]:
+    """Write NDJSON lines into buckets by patient; bad lines become errors; one Unit per bucket."""
     from . import fhir
 
     total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
     count = max(1, min(MAX_BUCKETS, total // BUCKET_BYTES + 1))
     names = ", ".join(sorted({name for name, _item in files}))
-    with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as folder:
-        buckets = [open(Path(folder) / f"{k}.ndjson", "wb") for k in range(count)]
-        shared: list[bytes] = []
-        problems: list[InputError] = []
+    buckets = [open(folder / f"{k}.ndjson", "wb") for k in range(count)]
+    shared_path = folder / "shared.ndjson"
+    problems: list[InputError] = []
+    with open(shared_path, "wb") as shared:
         try:
             for name, item in files:
                 for number, line in enumerate(_lines(item), 1):
@@ -125,75 +162,73 @@ def _ndjson_batches(files: list[tuple[str, Path | bytes]], size: int) -> Iterato
                         except InputError as error:
                             problems.append(error)
                             continue
-                        shared.append(line)
+                        shared.write(line + b"\n")
                         continue
                     index = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % count
                     buckets[index].write(line + b"\n")
         finally:
             for handle in buckets:
                 handle.close()
-        if problems:
-            yield Batch([], problems)
-        common = b"\n".join(shared) + b"\n" if shared else b""
-        for k in range(count):
-            data = (Path(folder) / f"{k}.ndjson").read_bytes()
-            if not data:
-                continue
-            found, bucket_problems, _count = fhir.to_patients(names, common + data, ndjson=True)
-            if bucket_problems:
-                yield Batch([], bucket_problems)
-            yield from _chunked(found, size)
+    yield from problems
+    for k in range(count):
+        path = folder / f"{k}.ndjson"
+        if path.stat().st_size:
+            yield Unit(name=names, path=path, shared=shared_path)
 
 
 # ---------------------------------------------------------------- running chunks on all cores
 
-def _serialise(patients: list[Patient]) -> list[tuple[str, str, str, bytes]]:
-    return [(str(p.iri), p.id, p.source, p.graph.serialize(format="nt", encoding="utf-8")) for p in patients]
-
-
-def _deserialise(items: list[tuple[str, str, str, bytes]]) -> list[Patient]:
-    patients = []
-    for iri, pid, source, data in items:
-        graph = rdflib.Graph()
-        graph.parse(data=data, format="nt")
-        patients.append(Patient(iri=URIRef(iri), id=pid, source=source, graph=graph))
-    return patients
-
-
 _WORK: Callable[[list[Patient]], list[dict]] | None = None
+_SIZE = 200
 
 
-def _run_chunk(items) -> list[dict]:
+def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError]]:
     assert _WORK is not None
-    return _WORK(_deserialise(items))
+    results: list[dict] = []
+    errors: list[InputError] = []
+    for batch in unit_batches(unit, _SIZE):
+        errors.extend(batch.errors)
+        if batch.patients:
+            results.extend(_WORK(batch.patients))
+    return results, errors
 
 
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
         on_errors: Callable[[list[InputError]], None] = lambda errors: None) -> Iterator[list[dict]]:
-    """Results of ``work`` for every chunk of patients, in order; reading problems go to ``on_errors``.
-    With jobs > 1, chunks run in worker processes (forked after the guideline is loaded)."""
-    global _WORK
-    _WORK = work
+    """Results of ``work`` for every unit of input (a file, an NDJSON bucket), in order; reading problems
+    go to ``on_errors``. With jobs > 1, each unit is read, converted and processed in a worker process
+    (forked after the guideline is loaded), so reading runs on all cores too."""
+    global _WORK, _SIZE
+    _WORK, _SIZE = work, size
+    with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
+        work_units = []
 
-    def patient_chunks() -> Iterator[list]:
-        for batch in batches(paths, size):
-            if batch.errors:
-                on_errors(batch.errors)
-            if batch.patients:
-                yield _serialise(batch.patients) if jobs > 1 else batch.patients
+        def pending() -> Iterator[Unit]:
+            for unit in units(paths, Path(spool)):
+                if isinstance(unit, InputError):
+                    on_errors([unit])
+                else:
+                    work_units.append(unit)
+                    yield unit
 
-    if jobs <= 1:
-        for patients in patient_chunks():
-            yield work(patients)
-        return
-    context = multiprocessing.get_context("fork")
-    with context.Pool(processes=jobs) as pool:
-        yield from pool.imap(_run_chunk, patient_chunks())
+        if jobs <= 1:
+            for unit in pending():
+                results, errors = _run_unit(unit)
+                if errors:
+                    on_errors(errors)
+                yield results
+            return
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=jobs) as pool:
+            for results, errors in pool.imap(_run_unit, pending()):
+                if errors:
+                    on_errors(errors)
+                yield results
 
 
 def warm_up() -> None:
     """Parse the guideline once before forking, so that workers share it."""
-    from . import guideline
+    from . import fhir, guideline
     from .pipeline import compiled_shapes
 
     guideline.ontology_ntriples()
@@ -201,4 +236,4 @@ def warm_up() -> None:
     guideline.fact_updates()
     guideline.action_queries()
     compiled_shapes()
-
+    fhir.vocabulary()
