@@ -20,6 +20,7 @@ from rdflib import URIRef
 
 from . import __version__, guideline
 from .engine import ENGINES
+from .pipeline import SHACL_MODES
 from .load import one_line, read_patients
 
 FORMATS = ("text", "json")
@@ -154,7 +155,7 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
 @as_of_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
 @click.option("--guideline", "check_guideline", is_flag=True, help="Check the guideline graph itself (shapes/guideline/) instead of patients.")
-@click.option("--shacl", type=click.Choice(("compiled", "pyshacl")), default="compiled", show_default=True,
+@click.option("--shacl", type=click.Choice(SHACL_MODES), default="compiled", show_default=True,
               help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
 @engine_option
 @jsonl_option

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import rdflib
-from rdflib.namespace import DCTERMS, RDFS, SKOS
+from rdflib.namespace import DCTERMS, RDFS
 
 from . import NKG
 
@@ -175,9 +175,3 @@ def rationale(action_id: str, values: dict[str, object]) -> str:
     return template.format_map(_Blank({k: _format(v) for k, v in values.items()}))
 
 
-def label_of(iri: str) -> str | None:
-    value = ontology().value(rdflib.URIRef(iri), RDFS.label)
-    return str(value) if value is not None else None
-
-
-__all__ = ["catalogue", "ontology", "shapes", "fact_updates", "action_queries", "home", "SKOS"]
