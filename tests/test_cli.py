@@ -28,6 +28,7 @@ def one_line_error(result, *needles: str) -> None:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines, "an error message on standard error"
+    assert len(lines) == len(set(lines)), "no message repeated"
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert any(needle in line for line in lines), (needle, lines)
@@ -160,3 +161,41 @@ def test_bad_query_is_one_line(tmp_path):
     broken = tmp_path / "broken.rq"
     broken.write_text("SELECT WHERE {")
     one_line_error(invoke("query", str(broken)), "broken.rq", "query failed")
+
+
+# ---------------------------------------------------------------- hostile input (issue 6, in part)
+
+def test_rdfxml_external_entity_is_refused_and_nothing_is_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET")
+    path = tmp_path / "xxe.rdf"
+    path.write_text(f"""<?xml version="1.0"?>
+<!DOCTYPE rdf:RDF [ <!ENTITY xxe SYSTEM "{secret.as_uri()}"> ]>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:nkg="https://w3id.org/neuropathy-kg/">
+  <nkg:Patient rdf:about="https://example.org/p"><nkg:patientId>&xxe;</nkg:patientId></nkg:Patient>
+</rdf:RDF>""")
+    result = invoke("recommend", *AS_OF, "--format", "json", str(path))
+    one_line_error(result, "xxe.rdf", "DOCTYPE")
+    assert "TOP SECRET" not in result.stdout + result.stderr
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path):
+    entities = "".join(f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10 if i > 1 else "lol"}">' for i in range(1, 10))
+    path = tmp_path / "laughs.rdf"
+    path.write_text(f"""<?xml version="1.0"?><!DOCTYPE rdf:RDF [{entities}]>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:nkg="https://w3id.org/neuropathy-kg/">
+<nkg:Patient rdf:about="https://example.org/p"><nkg:patientId>&lol9;</nkg:patientId></nkg:Patient></rdf:RDF>""")
+    one_line_error(invoke("validate", *AS_OF, str(path)), "laughs.rdf", "entity declarations")
+
+
+def test_jsonld_remote_context_is_never_fetched(tmp_path, monkeypatch):
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    path = tmp_path / "remote.jsonld"
+    path.write_text(json.dumps({"@context": ["https://example.org/context.jsonld", {"nkg": "https://w3id.org/neuropathy-kg/"}],
+                                "@id": "https://example.org/p", "@type": "nkg:Patient"}))
+    one_line_error(invoke("recommend", *AS_OF, str(path)), "remote.jsonld", "remote context")

@@ -105,7 +105,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
         click.echo("", err=True)
     if not processed and not failures:
         _fail("no patients found in the input")
-    if show or failures:
+    if show:
         click.echo(f"neuropathy-kg: {processed} patients processed, {len(failures)} inputs failed", err=True)
     return results, len(failures), all_conform
 

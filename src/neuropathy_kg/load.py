@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,12 +107,46 @@ def _is_json(line: bytes) -> bool:
     return True
 
 
+XML_DECLARATIONS = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def _refuse_hostile(name: str, text: str, fmt: str) -> None:
+    """Refuse what would make a parser read local files, fetch from the network or expand without
+    bound: XML document type and entity declarations (XXE, "billion laughs"), and JSON-LD contexts
+    named by IRI (rdflib would fetch them)."""
+    if fmt == "xml" and XML_DECLARATIONS.search(text.encode("utf-8", "replace")):
+        raise InputError(name, "RDF/XML with a DOCTYPE or entity declarations is refused (external entities and entity expansion are not processed)")
+    if fmt == "json-ld":
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise InputError(name, f"not valid json-ld: {one_line(error)}") from None
+        remote = _remote_contexts(document)
+        if remote:
+            raise InputError(name, f"JSON-LD names a remote context ({remote[0]}): contexts are never fetched; inline it")
+
+
+def _remote_contexts(node) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("@context", "@import"):
+                values = value if isinstance(value, list) else [value]
+                found += [v for v in values if isinstance(v, str)]
+            found += _remote_contexts(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _remote_contexts(item)
+    return found
+
+
 def _parse_rdf(name: str, data: bytes, fmt: str) -> rdflib.Graph | rdflib.Dataset:
     target: rdflib.Graph | rdflib.Dataset = rdflib.Dataset() if fmt in DATASET_FORMATS else rdflib.Graph()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(name, f"not UTF-8 text (byte {error.start})") from None
+    _refuse_hostile(name, text, fmt)
     try:
         target.parse(data=text, format=fmt)
     except Exception as error:  # rdflib raises many parser-specific types
