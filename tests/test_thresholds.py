@@ -276,3 +276,12 @@ def test_out_of_range_values_are_never_used(engine):
     assert rec["facts"]["painScore"] == 2
     assert actions["repeat-ivig"]["dose"]["dailyAmount"] == 28
     assert "data-value-out-of-range:violation" in findings
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_implausible_age_gives_no_clearance_estimate(engine):
+    body = SYMMETRIC + obs("cr", "serum-creatinine", 1.0, "2026-11-01", "mg/dL")
+    rec, findings, _actions = evaluate(body, engine, birth="1900-01-01")
+    assert rec["facts"]["ageYears"] == 126
+    assert rec["facts"]["creatinineClearance"] is None
+    assert "data-value-out-of-range:violation" in findings

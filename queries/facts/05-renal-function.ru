@@ -1,7 +1,8 @@
 # Derives: nkg:creatinineClearance (mL/min, rounded to 0.1) with nkg:clearanceMethod, and nkg:renalBand.
 #   Order of precedence: a measured clearance; else Cockcroft-Gault from age, actual weight, serum
 #   creatinine (mg/dL) and sex (constants on nkg:cockcroft-gault); else eGFR standing in.
-#   The band is the nkg:RenalBand whose [lowerBound, upperBound) holds the rounded value.
+#   The band is the nkg:RenalBand whose [lowerBound, upperBound) holds the rounded value. An implausible
+#   age (above nkg:age's plausible maximum) gives no estimate.
 # Serves: start-/titrate-pregabalin, start-gabapentin, start-duloxetine, subtherapeutic-pregabalin,
 #   dose-above-maximum, missing-renal-dose-adjustment, duloxetine-in-severe-renal-impairment.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
@@ -18,6 +19,8 @@ INSERT { ?patient nkg:creatinineClearance ?crcl ; nkg:clearanceMethod "cockcroft
 WHERE {
   ?patient nkg:ageYears ?age ; nkg:weightKg ?kg ; nkg:sex ?sex ; nkg:latestObservation ?obs .
   ?obs nkg:code nkg:serum-creatinine ; nkg:normalValue ?creatinine .
+  nkg:age nkg:plausibleMax ?maximumAge .
+  FILTER(?age <= ?maximumAge)
   FILTER(STR(?sex) IN ("female", "male"))
   FILTER NOT EXISTS { ?patient nkg:creatinineClearance ?measured }
   nkg:cockcroft-gault nkg:ageOffset ?offset ; nkg:creatinineCoefficient ?coefficient ; nkg:femaleFactor ?female .
