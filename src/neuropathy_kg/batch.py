@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .load import InputError, Patient, _patients_in, _read_bytes, expand_paths, sniff_format
+from .load import MEGABYTE, InputError, Patient, _read_bytes, expand_paths, one_line, read_document, sniff_format
 
 #: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory.
 BUCKET_BYTES = 1_000_000
 MAX_BUCKETS = 256
+#: The longest NDJSON line (one resource) read; a longer one is reported and skipped, never held whole.
+MAX_LINE_BYTES = 64 * MEGABYTE
 PATIENT_REFERENCE = re.compile(rb'"(?:subject|patient)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"]+)"')
 
 
@@ -42,6 +44,16 @@ class Unit:
     path: Path | None = None
     data: bytes | None = None
     shared: Path | None = None
+    sources: tuple[str, ...] | None = None  # a bucket's NDJSON files, which its lines name by index
+
+
+class StopRun(Exception):
+    """A failure that retrying patient by patient cannot mend (a remote store that is down): it ends the
+    run instead of being reported once per patient."""
+
+
+class PatientFailure(InputError):
+    """A patient whose data was read but could not be processed; the others in its chunk still are."""
 
 
 def units(paths: Iterable[str], spool: Path) -> Iterator[Unit | InputError]:
@@ -78,12 +90,15 @@ def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
     try:
         if unit.shared is not None:  # an NDJSON bucket
             data = unit.shared.read_bytes() + unit.path.read_bytes()
-            found, problems, _count = fhir.to_patients(unit.name, data, ndjson=True)
+            found, problems, _count = fhir.to_patients(unit.name, data, ndjson=True, sources=unit.sources)
         else:
             name, data = (unit.name, unit.data) if unit.data is not None else _read_bytes(unit.path)
-            found, problems = _patients_in(name, data)
+            found, problems = read_document(name, data)
     except InputError as error:
         yield Batch([], [error])
+        return
+    except Exception as error:  # noqa: BLE001 - a reader bug must not end the run (one line, and go on)
+        yield Batch([], [InputError(unit.name, f"could not be read ({one_line(error)})")])
         return
     if problems:
         yield Batch([], problems)
@@ -114,12 +129,18 @@ def _is_ndjson_file(path: Path) -> bool:
     return sniff_format(str(path), head) == "fhir-ndjson"
 
 
-def _lines(item: Path | bytes) -> Iterator[bytes]:
+def _lines(item: Path | bytes) -> Iterator[bytes | None]:
+    """The lines of an NDJSON input; None for a line longer than MAX_LINE_BYTES (skipped unread)."""
     if isinstance(item, bytes):
         yield from item.splitlines()
         return
-    with open(item, "rb") as handle:
-        for line in handle:
+    with open(item, "rb") as handle:  # read-only
+        while line := handle.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield None
+                continue
             yield line.rstrip(b"\r\n")
 
 
@@ -146,26 +167,31 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
     total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
     count = max(1, min(MAX_BUCKETS, total // BUCKET_BYTES + 1))
     names = ", ".join(sorted({name for name, _item in files}))
+    sources = tuple(name for name, _item in files)
     buckets = [open(folder / f"{k}.ndjson", "wb") for k in range(count)]
     shared_path = folder / "shared.ndjson"
     problems: list[InputError] = []
     with open(shared_path, "wb") as shared:
         try:
-            for name, item in files:
+            for source, (name, item) in enumerate(files):
                 for number, line in enumerate(_lines(item), 1):
+                    if line is None:
+                        problems.append(InputError(f"{name}:{number}", f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped"))
+                        continue
                     if not line.strip():
                         continue
+                    located = b"%d:%d\t%s\n" % (source, number, line)  # where it came from (fhir.ndjson_lines)
                     key = _patient_key(line)
                     if key is None:  # no patient named: shared with every bucket, if it is a resource
                         try:
-                            fhir.ndjson_resource(name, number, line)
+                            fhir.ndjson_resource(f"{name}:{number}", line)
                         except InputError as error:
                             problems.append(error)
                             continue
-                        shared.write(line + b"\n")
+                        shared.write(located)
                         continue
                     index = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % count
-                    buckets[index].write(line + b"\n")
+                    buckets[index].write(located)
         finally:
             for handle in buckets:
                 handle.close()
@@ -173,7 +199,7 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
     for k in range(count):
         path = folder / f"{k}.ndjson"
         if path.stat().st_size:
-            yield Unit(name=names, path=path, shared=shared_path)
+            yield Unit(name=names, path=path, shared=shared_path, sources=sources)
 
 
 # ---------------------------------------------------------------- running chunks on all cores
@@ -189,8 +215,28 @@ def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError]]:
     for batch in unit_batches(unit, _SIZE):
         errors.extend(batch.errors)
         if batch.patients:
-            results.extend(_WORK(batch.patients))
+            done, failed = isolate(_WORK, batch.patients)
+            results.extend(done)
+            errors.extend(failed)
     return results, errors
+
+
+def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]) -> tuple[list[dict], list[PatientFailure]]:
+    """``work`` over a chunk; where the chunk fails, over each patient alone, so that one patient whose
+    data breaks a step is reported by itself and the others' results stand."""
+    try:
+        return work(patients), []
+    except StopRun:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported for the patient, or retried patient by patient
+        if len(patients) == 1:
+            return [], [PatientFailure(patients[0].source, f"patient {patients[0].id}: could not be processed ({one_line(error)})")]
+    results, failures = [], []
+    for patient in patients:
+        done, failed = isolate(work, [patient])
+        results.extend(done)
+        failures.extend(failed)
+    return results, failures
 
 
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,

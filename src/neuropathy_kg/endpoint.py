@@ -20,6 +20,7 @@ from typing import Callable, TypeVar
 import rdflib
 from rdflib.term import Identifier
 
+from .batch import StopRun
 from .load import one_line
 
 ATTEMPTS = 3
@@ -27,8 +28,9 @@ BACKOFF_SECONDS = 0.5
 T = TypeVar("T")
 
 
-class EndpointError(Exception):
-    """The endpoint could not be used; ``str(error)`` is the one line shown."""
+class EndpointError(StopRun):
+    """The endpoint could not be used; ``str(error)`` is the one line shown. It ends a population run
+    (batch.StopRun): one patient at a time would not mend it."""
 
 
 class _Permanent(Exception):

@@ -6,7 +6,8 @@ every query in ``queries/``; ``tests/test_engines.py`` checks that. Terms come b
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from functools import lru_cache
+from typing import Protocol
 
 import pyoxigraph as ox
 import rdflib
@@ -43,14 +44,25 @@ class RdflibStore:
         return self.graph
 
 
+@lru_cache(maxsize=100_000)
+def _named(value: str) -> rdflib.URIRef:
+    return rdflib.URIRef(value)
+
+
+@lru_cache(maxsize=100_000)
+def _literal(value: str, datatype: str, language: str | None) -> rdflib.Literal:
+    # Building an rdflib Literal parses its lexical form; results repeat the same few thousand values.
+    if language:
+        return rdflib.Literal(value, lang=language)
+    return rdflib.Literal(value, datatype=_named(datatype))
+
+
 def _to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Identifier:
     if isinstance(term, ox.NamedNode):
-        return rdflib.URIRef(term.value)
+        return _named(term.value)
     if isinstance(term, ox.BlankNode):
         return rdflib.BNode(term.value)
-    if term.language:
-        return rdflib.Literal(term.value, lang=term.language)
-    return rdflib.Literal(term.value, datatype=rdflib.URIRef(term.datatype.value))
+    return _literal(term.value, term.datatype.value, term.language)
 
 
 class OxigraphStore:
@@ -68,15 +80,8 @@ class OxigraphStore:
     def select(self, sparql: str) -> list[dict[str, Identifier]]:
         result = self.store.query(sparql)
         names = [v.value for v in result.variables]
-        rows = []
-        for solution in result:
-            row = {}
-            for name in names:
-                term = solution[name]
-                if term is not None:
-                    row[name] = _to_rdflib(term)
-            rows.append(row)
-        return rows
+        return [{name: _to_rdflib(term) for name, term in zip(names, solution) if term is not None}
+                for solution in result]
 
     def to_graph(self) -> rdflib.Graph:
         data = self.store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
@@ -92,6 +97,3 @@ def new_store(engine: str) -> Store:
         return RdflibStore()
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
-
-def ntriples(graphs: Iterable[rdflib.Graph]) -> bytes:
-    return b"".join(g.serialize(format="nt", encoding="utf-8") for g in graphs)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
 import rdflib
-from rdflib import RDF, XSD, Literal, URIRef
+from rdflib import RDF, XSD, URIRef
 from rdflib.namespace import SKOS
 
 from . import NKG, guideline
@@ -86,30 +88,58 @@ def vocabulary() -> Vocabulary:
     )
 
 
+# ---------------------------------------------------------------- N-Triples terms
+# The reader writes N-Triples text itself: building rdflib graphs cost more than everything else in a
+# population run (bench/README.md). Terms are strings in N-Triples syntax; IRIs are made by the reader
+# (percent-encoded ids) or come from the ontology, so only literals need escaping.
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+TRUE = f'"true"^^<{XSD.boolean}>'
+
+
+def _iri(value: str) -> str:
+    return f"<{value}>"
+
+
+def _string(text: str) -> str:
+    return f'"{text.translate(_ESCAPES)}"'
+
+
+def _typed(lexical: str, datatype: URIRef) -> str:
+    return f'"{lexical}"^^<{datatype}>'
+
+
 # ---------------------------------------------------------------- small readers
 
-def fhir_date(value) -> Literal | None:
-    """A FHIR date or dateTime as xsd:date (the date part as written); an invalid one as a plain string of
-    its date part (the shapes report it), a partial date (2026-02) as it is."""
+def _date_value(value) -> dt.date | None:
+    """The date part of a FHIR date or dateTime, or None where there is no valid one."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return Literal(dt.date.fromisoformat(value[:10]).isoformat(), datatype=XSD.date)
+        return dt.date.fromisoformat(value[:10])
     except ValueError:
-        return Literal(value.split("T", 1)[0])
+        return None
 
 
-def _date_value(value) -> dt.date | None:
-    literal = fhir_date(value)
-    return literal.toPython() if literal is not None and literal.datatype == XSD.date else None
+def fhir_date(value) -> str | None:
+    """A FHIR date or dateTime as an xsd:date term (the date part as written); an invalid one as a plain
+    string of its date part (the shapes report it), a partial date (2026-02) as it is."""
+    if not isinstance(value, str) or not value:
+        return None
+    day = _date_value(value)
+    return _typed(day.isoformat(), XSD.date) if day is not None else _string(value.split("T", 1)[0])
 
 
-def _number(value) -> Literal | None:
+def _number(value) -> str | None:
+    """A JSON number as an xsd:integer or xsd:decimal term; anything else (text, NaN, Infinity) as a plain
+    string, which is no number to any rule and which the shapes report (data-malformed-value)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return Literal(repr(value) if isinstance(value, float) else str(value), datatype=XSD.decimal if isinstance(value, float) else XSD.integer)
-    return Literal(str(value))  # not a number: the shapes report it
+    if isinstance(value, int):
+        return _typed(str(value), XSD.integer)
+    if isinstance(value, float) and math.isfinite(value):
+        return _typed(format(Decimal(repr(value)), "f"), XSD.decimal)
+    return _string(str(value))
 
 
 def unit_of(quantity: dict, vocab: Vocabulary) -> str:
@@ -189,7 +219,9 @@ def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
 class _Converter:
     name: str
     vocab: Vocabulary
-    graphs: dict[URIRef, rdflib.Graph] = field(default_factory=dict)  # one graph per patient
+    lines: dict[URIRef, dict[str, None]] = field(default_factory=dict)  # patient -> its N-Triples, unique, in order
+    ids: dict[URIRef, str] = field(default_factory=dict)  # patient IRI -> patient id
+    iri_of: dict[str, URIRef] = field(default_factory=dict)  # patient id -> patient IRI
     owner: dict[URIRef, URIRef] = field(default_factory=dict)  # record or patient IRI -> patient IRI
     problems: list[InputError] = field(default_factory=list)
     by_url: dict[str, dict] = field(default_factory=dict)
@@ -219,25 +251,29 @@ class _Converter:
         return None
 
     def patient_iri(self, pid: str) -> URIRef:
-        iri = URIRef(f"{BASE}Patient/{quote(pid, safe='')}")
-        if iri not in self.graphs:
-            self.graphs[iri] = rdflib.Graph()
+        iri = self.iri_of.get(pid)
+        if iri is None:
+            iri = self.iri_of[pid] = URIRef(f"{BASE}Patient/{quote(pid, safe='')}")
+        if iri not in self.lines:
+            self.lines[iri] = {}
+            self.ids[iri] = pid
             self.owner[iri] = iri
-            self.graphs[iri].add((iri, RDF.type, NKG.Patient))
-            self.graphs[iri].add((iri, NKG.patientId, Literal(pid)))
+            self.add(iri, RDF.type, _iri(NKG.Patient))
+            self.add(iri, NKG.patientId, _string(pid))
         return iri
 
     def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> URIRef:
         ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
         iri = URIRef(f"{BASE}{resource.get('resourceType')}/{quote(str(ident), safe='')}{suffix}")
         self.owner[iri] = patient
-        self.graphs[patient].add((iri, RDF.type, cls))
-        self.graphs[patient].add((iri, NKG.subject, patient))
+        self.add(iri, RDF.type, _iri(cls))
+        self.add(iri, NKG.subject, _iri(patient))
         return iri
 
-    def add(self, subject, predicate, value) -> None:
-        if value is not None:
-            self.graphs[self.owner[subject]].add((subject, predicate, value))
+    def add(self, subject: URIRef, predicate: URIRef, term: str | None) -> None:
+        """One triple in the owning patient's data; ``term`` is an N-Triples term (None: nothing to say)."""
+        if term is not None:
+            self.lines[self.owner[subject]][f"<{subject}> <{predicate}> {term} .\n"] = None
 
     # --- resources
     def convert(self, resource: dict) -> None:
@@ -261,7 +297,7 @@ class _Converter:
         if concept is None or patient is None:
             return None
         iri = self.record(resource, cls, patient)
-        self.add(iri, predicate, concept)
+        self.add(iri, predicate, _iri(concept))
         return iri
 
     def _Patient(self, resource: dict) -> None:
@@ -270,9 +306,9 @@ class _Converter:
         iri = self.patient_iri(str(resource["id"]))
         self.add(iri, NKG.birthDate, fhir_date(resource.get("birthDate")))
         if resource.get("gender"):
-            self.add(iri, NKG.sex, Literal(str(resource["gender"])))
+            self.add(iri, NKG.sex, _string(str(resource["gender"])))
         if resource.get("deceasedBoolean") is True or resource.get("deceasedDateTime"):
-            self.add(iri, NKG.deceased, Literal(True))
+            self.add(iri, NKG.deceased, TRUE)
 
     def _Condition(self, resource: dict) -> None:
         verification = _code(resource.get("verificationStatus"))
@@ -282,7 +318,7 @@ class _Converter:
         if iri is None:
             return
         status = _code(resource.get("clinicalStatus"))
-        self.add(iri, NKG.clinicalStatus, Literal(status) if status else None)
+        self.add(iri, NKG.clinicalStatus, _string(status) if status else None)
         recorded = resource.get("recordedDate") or resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
         self.add(iri, NKG.recordedDate, fhir_date(recorded))
 
@@ -297,15 +333,15 @@ class _Converter:
             self.add(iri, NKG.value, _number(quantity.get("value")))
             unit = unit_of(quantity, self.vocab)
             if unit:
-                self.add(iri, NKG.unit, Literal(unit))
+                self.add(iri, NKG.unit, _string(unit))
         elif "valueBoolean" in resource:
-            self.add(iri, NKG.value, Literal(bool(resource["valueBoolean"])))
+            self.add(iri, NKG.value, _typed("true" if resource["valueBoolean"] else "false", XSD.boolean))
         elif "valueInteger" in resource:
             self.add(iri, NKG.value, _number(resource["valueInteger"]))
         elif "valueCodeableConcept" in resource:
             value = concept_of(resource["valueCodeableConcept"], (NKG.ObservationValueConcept,), self.vocab)
             if value is not None:
-                self.add(iri, NKG.valueConcept, value)
+                self.add(iri, NKG.valueConcept, _iri(value))
 
     def _Procedure(self, resource: dict) -> None:
         iri = self._coded_record(resource, PROCEDURE_CLASSES, NKG.ProcedureRecord)
@@ -362,16 +398,16 @@ class _Converter:
             self._ivig(resource, dosage, text, patient)
             return
         iri = self.record(resource, NKG.MedicationUse, patient)
-        self.add(iri, NKG.drug, drug)
+        self.add(iri, NKG.drug, _iri(drug))
         amount, unit = daily_dose(dosage, text, self.vocab, per_administration=(kind == "MedicationAdministration"))
         if amount is not None:
             self.add(iri, NKG.dailyDose, _number(amount))
-            self.add(iri, NKG.unit, Literal(unit) if unit else None)
+            self.add(iri, NKG.unit, _string(unit) if unit else None)
         start, end = _period_of(resource, dosage)
         self.add(iri, NKG.startDate, fhir_date(start))
         self.add(iri, NKG.endDate, fhir_date(end))
         status = "completed" if kind == "MedicationAdministration" else str(resource.get("status", ""))
-        self.add(iri, NKG.status, Literal(status) if status else None)
+        self.add(iri, NKG.status, _string(status) if status else None)
 
     def _ivig(self, resource: dict, dosage: dict | None, text: str, patient: URIRef) -> None:
         kind = resource["resourceType"]
@@ -400,15 +436,15 @@ class _Converter:
         self._course(iri, first, last, (last - first).days + 1, grams, unit, "planned" if planned else "given")
 
     def _course(self, iri: URIRef, first: dt.date, last: dt.date, days: int, grams, unit, status: str) -> None:
-        self.add(iri, NKG.status, Literal(status))
-        self.add(iri, NKG.startDate, Literal(first.isoformat(), datatype=XSD.date))
-        self.add(iri, NKG.endDate, Literal(last.isoformat(), datatype=XSD.date))
-        self.add(iri, NKG.infusionDays, Literal(days))
+        self.add(iri, NKG.status, _string(status))
+        self.add(iri, NKG.startDate, _typed(first.isoformat(), XSD.date))
+        self.add(iri, NKG.endDate, _typed(last.isoformat(), XSD.date))
+        self.add(iri, NKG.infusionDays, _typed(str(days), XSD.integer))
         if grams is not None:
             self.add(iri, NKG.dailyDose, _number(round(grams, 3)))
-            self.add(iri, NKG.unit, Literal("g"))
+            self.add(iri, NKG.unit, _string("g"))
         elif unit:
-            self.add(iri, NKG.unit, Literal(unit))
+            self.add(iri, NKG.unit, _string(unit))
 
     def finish(self) -> None:
         """Group each patient's IVIG infusion days into courses (gaps of at most the ontology's gap)."""
@@ -432,8 +468,8 @@ class _Converter:
                 grams = sum(known) / len(known) if known and len(known) == len(totals) else None
                 iri = URIRef(f"{patient}/ivig-course/{course[0].isoformat()}")
                 self.owner[iri] = URIRef(patient)
-                self.graphs[URIRef(patient)].add((iri, RDF.type, NKG.IvigCourse))
-                self.graphs[URIRef(patient)].add((iri, NKG.subject, URIRef(patient)))
+                self.add(iri, RDF.type, _iri(NKG.IvigCourse))
+                self.add(iri, NKG.subject, _iri(patient))
                 self._course(iri, course[0], course[-1], len(course), grams, next(iter(units - {"g", ""}), None), "given")
 
 
@@ -503,72 +539,120 @@ def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
 
 # ---------------------------------------------------------------- entry point
 
-def ndjson_resource(name: str, number: int, line: bytes) -> dict:
-    """One NDJSON line as a FHIR resource; an InputError naming file and line where it is not one."""
+def ndjson_resource(where: str, line: bytes) -> dict:
+    """One NDJSON line as a FHIR resource; an InputError naming its file and line where it is not one."""
     try:
         resource = json.loads(line)
-    except ValueError as error:
-        raise InputError(f"{name}:{number}", f"not valid JSON ({one_line(error)})") from None
+    except (ValueError, RecursionError) as error:
+        raise InputError(where, f"not valid JSON ({one_line(error)})") from None
     if not isinstance(resource, dict) or "resourceType" not in resource:
-        raise InputError(f"{name}:{number}", "not a FHIR resource (no resourceType)")
+        raise InputError(where, "not a FHIR resource (no resourceType)")
     return resource
 
 
-def _resources(name: str, data: bytes, ndjson: bool) -> tuple[list[tuple[str | None, dict, int | None]], list[InputError]]:
+def ndjson_lines(name: str, data: bytes, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(where, line) for every line that is not blank. Plain NDJSON: where = "file:line". Spooled NDJSON
+    (batch.py's buckets, ``sources`` given): each line starts with "INDEX:LINE\t", naming the line of
+    ``sources[INDEX]`` it was copied from, so that problems point at the user's file, not the bucket."""
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        if sources is None:
+            yield f"{name}:{number}", line
+            continue
+        origin, _tab, line = line.partition(b"\t")
+        index, _colon, original = origin.partition(b":")
+        yield f"{sources[int(index)]}:{int(original)}", line
+
+
+def other_release(resource: dict, vocab: Vocabulary) -> str | None:
+    """Why a resource is not FHIR R4, where it shows: a resource type of another release, or an element
+    whose R4 shape differs (a plain-code clinical status is STU3, a CodeableReference medication is R5)."""
+    kind = resource.get("resourceType")
+    release = vocab.conventions["other_release_resource_types"].get(kind)
+    if release:
+        return f"{kind} is a FHIR {release} resource"
+    if kind in ("Condition", "AllergyIntolerance"):
+        for key in ("clinicalStatus", "verificationStatus"):
+            if isinstance(resource.get(key), str):
+                return f"{kind}.{key} is a plain code as in FHIR STU3 (R4: a CodeableConcept)"
+    if kind in MEDICATION_TYPES and isinstance(resource.get("medication"), dict):
+        return f"{kind}.medication is a CodeableReference as in FHIR R5 (R4: medicationCodeableConcept or medicationReference)"
+    return None
+
+
+def _resources(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | None
+               ) -> tuple[list[tuple[str | None, dict, str]], list[InputError]]:
+    """(fullUrl, resource, where) for every resource of one input, and the lines that were not resources."""
     problems: list[InputError] = []
     if ndjson:
         found = []
-        for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
+        for where, line in ndjson_lines(name, data, sources):
             try:
-                found.append((None, ndjson_resource(name, number, line), number))
+                found.append((None, ndjson_resource(where, line), where))
             except InputError as error:
                 problems.append(error)
         return found, problems
     try:
         document = json.loads(data)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise InputError(name, f"not valid JSON ({one_line(error)})") from None
     if not isinstance(document, dict) or "resourceType" not in document:
         raise InputError(name, "JSON but not FHIR (no resourceType)")
     if document["resourceType"] != "Bundle":
-        return [(None, document, None)], problems
+        return [(None, document, name)], problems
     found = []
     for entry in document.get("entry") or []:
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-            found.append((entry.get("fullUrl"), entry["resource"], None))
+            found.append((entry.get("fullUrl"), entry["resource"], name))
     return found, problems
 
 
-def to_patients(name: str, data: bytes, ndjson: bool = False) -> tuple[list[Patient], list[InputError], int]:
-    """The patients of one FHIR file (one graph each, by patient id), the problems met in it (bad
-    NDJSON lines), and how many resources it held."""
-    converter, problems, count = _convert(name, data, ndjson)
-    patients = [Patient(iri=iri, id=str(graph.value(iri, NKG.patientId)), source=name, graph=graph)
-                for iri, graph in converter.graphs.items()]
+def to_patients(name: str, data: bytes, ndjson: bool = False, sources: tuple[str, ...] | None = None
+                ) -> tuple[list[Patient], list[InputError], int]:
+    """The patients of one FHIR input (their N-Triples, by patient id), the problems met in it (bad
+    NDJSON lines, resources of another FHIR release), and how many resources it held. ``sources``: the
+    input is a spooled NDJSON bucket (see ndjson_lines)."""
+    converter, problems, count = _convert(name, data, ndjson, sources)
+    patients = [Patient(iri=iri, id=converter.ids[iri], source=name, ntriples=_encode(lines))
+                for iri, lines in converter.lines.items()]
     return sorted(patients, key=lambda p: (p.id, str(p.iri))), problems, count
+
+
+def _encode(lines: dict[str, None]) -> bytes:
+    # Lone surrogates (legal in JSON escapes, not in UTF-8) become "?" rather than a crash.
+    return "".join(lines).encode("utf-8", "replace")
 
 
 def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError], int]:
     """All patients of one FHIR file in one graph (for inspection), the problems, the resource count."""
     converter, problems, count = _convert(name, data, ndjson)
-    union = rdflib.Graph()
-    for graph in converter.graphs.values():
-        union += graph
+    union = rdflib.Graph().parse(data=b"".join(_encode(lines) for lines in converter.lines.values()), format="nt")
     return union, problems, count
 
 
-def _convert(name: str, data: bytes, ndjson: bool) -> tuple["_Converter", list[InputError], int]:
-    resources, problems = _resources(name, data, ndjson)
-    converter = _Converter(name=name, vocab=vocabulary(), problems=problems)
-    converter.index([(url, resource) for url, resource, _line in resources])
-    for _url, resource, line in resources:
+def _convert(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | None = None
+             ) -> tuple["_Converter", list[InputError], int]:
+    resources, problems = _resources(name, data, ndjson, sources)
+    vocab = vocabulary()
+    converter = _Converter(name=name, vocab=vocab, problems=problems)
+    converter.index([(url, resource) for url, resource, _where in resources])
+    skipped: list[tuple[str, str]] = []
+    for _url, resource, where in resources:
+        label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+        release = other_release(resource, vocab)
+        if release is not None:
+            if not ndjson:  # a Bundle or a lone resource is one export of one release: refuse it whole
+                raise InputError(name, f"{label}: {release}; only FHIR R4 is read")
+            skipped.append((where, release))
+            continue
         try:
             converter.convert(resource)
-        except (TypeError, ValueError, AttributeError, KeyError) as error:
-            where = f"{name}:{line}" if line else name
-            label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as error:
             problems.append(InputError(where, f"{label} could not be read ({one_line(error)})"))
+    if skipped:  # one line for the lot: an export of another release would otherwise print one per line
+        where, release = skipped[0]
+        more = f"; {len(skipped) - 1} more such resources skipped" if len(skipped) > 1 else ""
+        problems.append(InputError(where, f"{release}; only FHIR R4 is read, resource skipped{more}"))
     converter.finish()
     return converter, problems, len(resources)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,22 +29,59 @@ DATASET_FORMATS = {"trig", "nquads"}
 PATIENT_FILE_SUFFIXES = set(RDF_FORMATS) | {".json", ".ndjson"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """Control characters (a newline in a resource id or a file name) written as escapes: one line, always."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 class InputError(Exception):
     """Unusable input. ``str(error)`` is the one line shown to the user."""
 
     def __init__(self, source: str, problem: str):
+        source, problem = _printable(source), _printable(problem)
         super().__init__(f"{source}: {problem}")
-        self.source = source
+        self.source, self.problem = source, problem
+
+    def __reduce__(self):  # worker processes send errors back pickled; Exception's default loses an argument
+        return type(self), (self.source, self.problem)
 
 
-@dataclass
 class Patient:
-    """One patient's graph, as read."""
+    """One patient's data, as read: an rdflib graph (RDF input) or N-Triples (the FHIR reader writes them
+    directly, which is what population runs load into Oxigraph). Each form is made from the other on
+    first use, so the fast path never builds rdflib graphs and the reference paths still get one."""
 
-    iri: URIRef
-    id: str
-    source: str
-    graph: rdflib.Graph = field(repr=False)
+    __slots__ = ("iri", "id", "source", "_graph", "_ntriples")
+
+    def __init__(self, iri: URIRef, id: str, source: str, graph: rdflib.Graph | None = None,
+                 ntriples: bytes | None = None):
+        if (graph is None) == (ntriples is None):
+            raise ValueError("a Patient is made from a graph or from N-Triples, not both")
+        self.iri, self.id, self.source = iri, id, source
+        self._graph, self._ntriples = graph, ntriples
+
+    def __repr__(self) -> str:
+        return f"Patient(iri={self.iri!r}, id={self.id!r}, source={self.source!r})"
+
+    @property
+    def graph(self) -> rdflib.Graph:
+        if self._graph is None:
+            self._graph = rdflib.Graph().parse(data=self._ntriples, format="nt")
+        return self._graph
+
+    @property
+    def ntriples(self) -> bytes:
+        if self._ntriples is None:
+            self._ntriples = self._graph.serialize(format="nt", encoding="utf-8")
+        return self._ntriples
+
+    def merge(self, other: "Patient") -> None:
+        """Add another reading of the same patient (a patient split over several files)."""
+        self._graph = self.graph + other.graph
+        self._ntriples = None
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str | Path]:
@@ -64,12 +102,39 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str | Path]:
             raise InputError(raw, "no such file or folder")
 
 
+#: The largest document read whole into memory (a Bundle, an RDF file, standard input). FHIR Bulk NDJSON
+#: files of any size are streamed line by line instead. NEUROPATHY_KG_MAX_DOCUMENT_MB changes it.
+DEFAULT_MAX_DOCUMENT_MB = 256
+MEGABYTE = 1 << 20
+
+
+def max_document_bytes() -> int:
+    try:
+        return max(1, int(os.environ.get("NEUROPATHY_KG_MAX_DOCUMENT_MB", DEFAULT_MAX_DOCUMENT_MB))) * MEGABYTE
+    except ValueError:
+        return DEFAULT_MAX_DOCUMENT_MB * MEGABYTE
+
+
+def _too_large(size_text: str, limit: int) -> str:
+    return (f"{size_text} is over the {limit // MEGABYTE} MB limit for one document read whole; split it or "
+            "export FHIR Bulk NDJSON, which is streamed (NEUROPATHY_KG_MAX_DOCUMENT_MB raises the limit)")
+
+
 def _read_bytes(source: str | Path) -> tuple[str, bytes]:
+    limit = max_document_bytes()
     if source == "-":
-        return "<stdin>", sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise InputError("<stdin>", _too_large("standard input", limit))
+        return "<stdin>", data
     name = str(source)
     try:
         with open(source, "rb") as handle:  # read-only, always
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise InputError(name, "not a regular file (a device, pipe or socket is not read; use - for standard input)")
+            if status.st_size > limit:
+                raise InputError(name, _too_large(f"{status.st_size / MEGABYTE:,.0f} MB", limit))
             return name, handle.read()
     except OSError as error:
         raise InputError(name, f"cannot read file ({error.strerror or error})") from None
@@ -102,7 +167,7 @@ def sniff_format(name: str, data: bytes) -> str:
 def _is_json(line: bytes) -> bool:
     try:
         json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -119,7 +184,7 @@ def _refuse_hostile(name: str, text: str, fmt: str) -> None:
     if fmt == "json-ld":
         try:
             document = json.loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise InputError(name, f"not valid json-ld: {one_line(error)}") from None
         remote = _remote_contexts(document)
         if remote:
@@ -160,6 +225,8 @@ MESSAGE_LIMIT = 240
 
 def one_line(error: BaseException) -> str:
     """An exception as one line of bounded length, for the one-line error contract."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
     text = " ".join(str(error).split())
     return text[:MESSAGE_LIMIT] if text else type(error).__name__
 
@@ -175,16 +242,27 @@ def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]
     for source in sources:
         try:
             name, data = _read_bytes(source)
-            found, problems = _patients_in(name, data)
+            found, problems = read_document(name, data)
             errors.extend(problems)
             for patient in found:
                 if patient.iri in patients:
-                    patients[patient.iri].graph += patient.graph
+                    patients[patient.iri].merge(patient)
                 else:
                     patients[patient.iri] = patient
         except InputError as error:
             errors.append(error)
     return list(patients.values()), errors
+
+
+def read_document(name: str, data: bytes) -> tuple[list[Patient], list[InputError]]:
+    """The patients of one input and the problems that did not stop it; whatever goes wrong inside a
+    parser or the FHIR reader becomes an InputError naming the input, never a traceback."""
+    try:
+        return _patients_in(name, data)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence for the one-line error contract
+        raise InputError(name, f"could not be read ({one_line(error)})") from None
 
 
 def _patients_in(name: str, data: bytes) -> tuple[list[Patient], list[InputError]]:
@@ -305,7 +383,6 @@ def _local_name(node) -> str:
     return text or str(node)
 
 
-def assessment_graph(as_of) -> rdflib.Graph:
-    graph = rdflib.Graph()
-    graph.add((NKG.assessment, NKG.assessmentDate, Literal(as_of.isoformat(), datatype=rdflib.XSD.date)))
-    return graph
+def assessment_ntriples(as_of) -> bytes:
+    """The assessment date (--as-of) as the one triple every time rule counts from."""
+    return f'<{NKG.assessment}> <{NKG.assessmentDate}> "{as_of.isoformat()}"^^<{rdflib.XSD.date}> .\n'.encode()

@@ -20,8 +20,8 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, SH, XSD
 
 from . import NKG, guideline
-from .engine import Store, ntriples, new_store
-from .load import Patient, assessment_graph
+from .engine import Store, new_store
+from .load import Patient, assessment_ntriples
 
 #: How many patients share one store. rdflib's engine slows down sharply with graph size.
 CHUNK_SIZE = {"oxigraph": 200, "rdflib": 1}
@@ -46,10 +46,14 @@ def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph"
     """A store holding the ontology, the patients and every derived fact (queries/facts/*.ru)."""
     store = new_store(engine)
     store.add_ntriples(guideline.ontology_ntriples())
-    store.add_ntriples(ntriples([assessment_graph(as_of), *(p.graph for p in patients)]))
+    store.add_ntriples(b"".join([assessment_ntriples(as_of), *(p.ntriples for p in patients)]))
     for _name, update in guideline.fact_updates():
         store.update(update)
     return store
+
+
+NUMERIC_DATATYPES = frozenset((XSD.double, XSD.float, XSD.decimal, XSD.integer, XSD.int, XSD.long))
+BOOLEAN = XSD.boolean  # looked up once: rdflib namespace attributes are slow on a hot path
 
 
 def python_value(term) -> object:
@@ -57,10 +61,10 @@ def python_value(term) -> object:
     if isinstance(term, URIRef):
         return local_name(term)
     if isinstance(term, Literal):
-        if term.datatype in (XSD.double, XSD.float, XSD.decimal, XSD.integer, XSD.int, XSD.long):
+        if term.datatype in NUMERIC_DATATYPES:
             number = float(term.toPython())
             return int(number) if number.is_integer() else round(number, 2)
-        if term.datatype == XSD.boolean:
+        if term.datatype == BOOLEAN:
             return term.toPython() is True
         return str(term)
     return str(term)
@@ -287,7 +291,8 @@ def compiled_shapes() -> tuple[CompiledShape, ...]:
 def _sparql_message(template: str, bindings: dict) -> str:
     """sh:message with {?var} / {$var} replaced as pySHACL does (str() of each bound term)."""
     for name, term in bindings.items():
-        template = re.sub("{{[?$]{}}}".format(name), str(term), template)
+        # A function, not a replacement string: patient text such as "mg\\1" is not a regex template.
+        template = re.sub("{{[?$]{}}}".format(name), lambda _match, text=str(term): text, template)
     return template
 
 
