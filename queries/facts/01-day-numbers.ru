@@ -4,7 +4,9 @@
 #   HbA1c and monofilament look-backs, adequate trials).
 # Why day numbers: date - date and comparisons of computed dates differ between rdflib and Oxigraph
 #   (see docs/engine-notes.md); integers compare alike everywhere. A malformed date gets no day
-#   number (and a data-malformed-date finding from shapes/data/).
+#   number (and a data-malformed-date finding from shapes/data/). A record date before the patient's birth
+#   date cannot be true: its day number is withdrawn and the record marked nkg:datedBeforeBirth (reported
+#   by shapes/data/data-date-before-birth.ttl), so that no rule counts from it.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
 PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 
@@ -21,4 +23,13 @@ WHERE {
   BIND(MONTH(?date) + 12 * ?a - 3 AS ?m)
   BIND(xsd:integer(DAY(?date) + FLOOR((153 * ?m + 2) / 5) + 365 * ?y + FLOOR(?y / 4)
                    - FLOOR(?y / 100) + FLOOR(?y / 400) - 32045) AS ?dayNumber)
+} ;
+
+DELETE { ?record ?dayProperty ?day }
+INSERT { ?record nkg:datedBeforeBirth true }
+WHERE {
+  VALUES ?dayProperty { nkg:day nkg:recordedDay nkg:startDay nkg:endDay }
+  ?record nkg:subject ?patient ; ?dayProperty ?day .
+  ?patient nkg:birthDay ?birthDay .
+  FILTER(?day < ?birthDay)
 }

@@ -6,14 +6,18 @@ JSON goes to standard output, messages to standard error. Exit status: 0 done, 1
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import sys
+import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, TextIO
 
 import click
 from rdflib import URIRef
@@ -40,14 +44,43 @@ def _as_of(value: str | None) -> dt.date:
         raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
 
 
-def _default_format(given: str | None) -> str:
+def _default_format(given: str | None, output: Path | None = None) -> str:
     if given:
         return given
-    return "text" if sys.stdout.isatty() else "json"
+    return "text" if output is None and sys.stdout.isatty() else "json"
 
 
-def _emit_json(document: dict) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+def _json_text(document: dict) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+@contextlib.contextmanager
+def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
+    """Where results go: standard output, or ``--output FILE`` written atomically (a temporary file in
+    the same folder, flushed to disk, then renamed over FILE), so FILE is whole or untouched. An input
+    file is never the output."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = path.resolve()
+    if any(raw != "-" and Path(raw).resolve() == target for raw in inputs):
+        _fail(f"{path}: is one of the inputs; nothing is ever written to an input file")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        _fail(f"{path}: cannot write output ({error.strerror or error})")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _read(paths: tuple[str, ...]):
@@ -73,44 +106,74 @@ def _default_jobs(paths: tuple[str, ...]) -> int:
     return (os.cpu_count() or 1) if total > 2_000_000 else 1
 
 
-def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: bool, progress: bool | None):
-    """Run ``work`` over every chunk of patients; JSON Lines are written as chunks finish.
-    Returns (results, number of reading errors, whether every result conforms)."""
+@dataclass
+class RunSummary:
+    """What a population run did: patients with a result, patients that failed, inputs that could not be read."""
+
+    processed: int = 0
+    failed_patients: int = 0
+    failed_inputs: int = 0
+    all_conform: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_patients or self.failed_inputs)
+
+    def as_json(self) -> dict:
+        return {"patients": self.processed, "failedPatients": self.failed_patients, "failedInputs": self.failed_inputs}
+
+    def line(self) -> str:
+        return (f"{self.processed} patients processed, {self.failed_patients} patients failed, "
+                f"{self.failed_inputs} inputs or lines skipped as unreadable")
+
+
+def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
+                progress: bool | None) -> tuple[list[dict], RunSummary]:
+    """Run ``work`` over every chunk of patients (a patient that breaks a chunk is retried alone and
+    reported by itself); with ``jsonl``, results are written there as chunks finish."""
     from . import batch
 
     if not paths:
         _fail("no input: give one or more files, folders, or - for standard input")
-    failures = []
+    summary = RunSummary()
     show = sys.stderr.isatty() if progress is None else progress
-    results, processed, started, all_conform = [], 0, time.monotonic(), True
+    results, started = [], time.monotonic()
 
     def report(errors) -> None:
         for error in errors:
             click.echo(f"neuropathy-kg: {error}", err=True)
-        failures.extend(errors)
+            if isinstance(error, batch.PatientFailure):
+                summary.failed_patients += 1
+            else:
+                summary.failed_inputs += 1
 
     batch.warm_up()
     for chunk in batch.run(paths, size, work, jobs or _default_jobs(paths), report):
-        processed += len(chunk)
-        all_conform = all_conform and all(r.get("conforms", True) for r in chunk)
-        if jsonl:
-            sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
-            sys.stdout.flush()
+        summary.processed += len(chunk)
+        summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
+        if jsonl is not None:
+            jsonl.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+            jsonl.flush()
         else:
             results.extend(chunk)
         if show:
-            rate = processed / max(time.monotonic() - started, 1e-9)
-            click.echo(f"\r{processed} patients, {len(failures)} failed inputs, {rate:.0f} patients/s", err=True, nl=False)
+            rate = summary.processed / max(time.monotonic() - started, 1e-9)
+            click.echo(f"\r{summary.processed} patients, {summary.failed_patients + summary.failed_inputs} failed, "
+                       f"{rate:.0f} patients/s", err=True, nl=False)
     if show:
         click.echo("", err=True)
-    if not processed and not failures:
+    if not summary.processed:  # nothing to report: no document (an --output file is left as it was)
+        if summary.failed:
+            sys.exit(2)  # each failure has had its line
         _fail("no patients found in the input")
-    if show:
-        click.echo(f"neuropathy-kg: {processed} patients processed, {len(failures)} inputs failed", err=True)
-    return results, len(failures), all_conform
+    if show or jsonl is not None:  # JSON Lines have no document to carry the summary
+        click.echo(f"neuropathy-kg: {summary.line()}", err=True)
+    return results, summary
 
 
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
+output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                             help="Write results to FILE (atomically: whole or not at all) instead of standard output.")
 jobs_option = click.option("--jobs", type=click.IntRange(1, 256), help="Worker processes (default: all cores for inputs over 2 MB, else 1).")
 progress_option = click.option("--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal).")
 as_of_option = click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Assessment date every time rule counts from (default: today).")
@@ -131,23 +194,22 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
 @engine_option
 @jsonl_option
+@output_option
 @jobs_option
 @progress_option
-def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, jsonl: bool,
+def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, jsonl: bool, output: Path | None,
               jobs: int | None, progress: bool | None) -> None:
     """Derive the guideline's recommended actions for each patient in PATHS."""
     from .pipeline import CHUNK_SIZE, recommend_chunk, recommend_document
 
     date = _as_of(as_of)
-    results, failed, _ = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
-                                     jobs, jsonl, progress)
-    if not jsonl:
-        document = recommend_document(date, results)
-        if _default_format(fmt) == "json":
-            _emit_json(document)
-        else:
-            click.echo(render_recommendations(document))
-    sys.exit(2 if failed else 0)
+    with _output(output, paths) as out:
+        results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
+                                       jobs, out if jsonl else None, progress)
+        if not jsonl:
+            document = {**recommend_document(date, results), "summary": summary.as_json()}
+            out.write(_json_text(document) if _default_format(fmt, output) == "json" else render_recommendations(document) + "\n")
+    sys.exit(2 if summary.failed else 0)
 
 
 @main.command()
@@ -159,36 +221,39 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
               help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
 @engine_option
 @jsonl_option
+@output_option
 @jobs_option
 @progress_option
 def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, shacl: str, engine: str,
-             jsonl: bool, jobs: int | None, progress: bool | None) -> None:
+             jsonl: bool, output: Path | None, jobs: int | None, progress: bool | None) -> None:
     """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS."""
     from .pipeline import CHUNK_SIZE, validate_chunk, validate_document, validate_guideline, validation_report_graph
 
     if check_guideline:
         document = validate_guideline()
-        if _default_format(fmt) == "json":
-            _emit_json(document)
-        else:
-            click.echo(render_findings({"conforms": document["conforms"],
-                                        "patients": [{"patient": "(guideline graph)", **document}]}))
+        with _output(output, ()) as out:
+            if _default_format(fmt, output) == "json":
+                out.write(_json_text(document))
+            else:
+                out.write(render_findings({"conforms": document["conforms"],
+                                           "patients": [{"patient": "(guideline graph)", **document}]}) + "\n")
         sys.exit(0 if document["conforms"] else 1)
     date = _as_of(as_of)
-    results, failed, conforms = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
-                                            CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, jsonl, progress)
-    if not jsonl:
-        document = validate_document(date, results)
-        chosen = _default_format(fmt)
-        if chosen == "json":
-            _emit_json(document)
-        elif chosen == "turtle":
-            sys.stdout.write(validation_report_graph(document).serialize(format="turtle"))
-        else:
-            click.echo(render_findings(document))
-    if failed:
+    with _output(output, paths) as out:
+        results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
+                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress)
+        if not jsonl:
+            document = validate_document(date, results)
+            chosen = _default_format(fmt, output)
+            if chosen == "json":
+                out.write(_json_text({**document, "summary": summary.as_json()}))
+            elif chosen == "turtle":
+                out.write(validation_report_graph(document).serialize(format="turtle"))
+            else:
+                out.write(render_findings(document) + "\n")
+    if summary.failed:
         sys.exit(2)
-    sys.exit(0 if conforms else 1)
+    sys.exit(0 if summary.all_conform else 1)
 
 
 @main.command()
@@ -199,8 +264,9 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
 @engine_option
 @click.option("--endpoint", metavar="URL", help="A remote SPARQL 1.1 query endpoint to run the query on instead (see `load`).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds to wait for the endpoint.")
+@output_option
 def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, endpoint: str | None,
-          timeout: float) -> None:
+          timeout: float, output: Path | None) -> None:
     """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS,
     or over a remote endpoint."""
     from .pipeline import derive, python_value
@@ -226,13 +292,12 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
         except Exception as error:  # engines raise their own syntax error types
             _fail(f"{query}: query failed: {one_line(error)}")
     table = [{k: str(v) if isinstance(v, URIRef) else python_value(v) for k, v in row.items()} for row in rows]
-    if _default_format(fmt) == "json":
-        _emit_json({"query": query, "rows": table})
-    else:
-        columns = sorted({k for row in table for k in row})
-        click.echo("\t".join(columns))
-        for row in table:
-            click.echo("\t".join(str(row.get(c, "")) for c in columns))
+    with _output(output, paths) as out:
+        if _default_format(fmt, output) == "json":
+            out.write(_json_text({"query": query, "rows": table}))
+        else:
+            columns = sorted({k for row in table for k in row})
+            out.write("".join("\t".join(line) + "\n" for line in [columns, *([str(row.get(c, "")) for c in columns] for row in table)]))
     sys.exit(2 if errors else 0)
 
 
@@ -252,12 +317,34 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
     except ReasonerUnavailable as error:
         _fail(str(error))
     if _default_format(fmt) == "json":
-        _emit_json(document)
+        sys.stdout.write(_json_text(document))
     else:
         click.echo(render_reasoning(document))
     if errors:
         sys.exit(2)
     sys.exit(0 if document["consistent"] else 1)
+
+
+@main.command()
+@click.argument("others", nargs=-1, required=True, metavar="OTHER...")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@engine_option
+@output_option
+def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: Path | None) -> None:
+    """Contradictions, repetitions, alternatives and drug-drug interactions between this guideline and
+    other guideline graphs (RDF in the linking vocabulary of ontology/interactions.ttl; docs/linking.md)."""
+    from .linking import interactions as find, read_guideline_graph, render
+    from .load import InputError
+
+    graphs = []
+    for other in others:
+        try:
+            graphs.append(read_guideline_graph(other))
+        except InputError as error:
+            _fail(str(error))
+    document = find(graphs, engine)
+    with _output(output, others) as out:
+        out.write(_json_text(document) if _default_format(fmt, output) == "json" else render(document) + "\n")
 
 
 @main.command()
@@ -284,12 +371,32 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, as_of: str |
 
     try:
         upload(store_url, guideline.ontology_ntriples(), graph, timeout)
-        results, failed, _ = _population(paths, work, CHUNK_SIZE["oxigraph"], 1, False, None)
+        results, summary = _population(paths, work, CHUNK_SIZE["oxigraph"], 1, None, None)
         loaded = len(results)
     except EndpointError as error:
         _fail(str(error))
     click.echo(f"neuropathy-kg: loaded the guideline and {loaded} patients into {store_url}", err=True)
-    sys.exit(2 if failed else 0)
+    sys.exit(2 if summary.failed else 0)
+
+
+@main.group()
+def export() -> None:
+    """Write the guideline in other standard forms."""
+
+
+@export.command("fhir-cpg")
+@output_option
+def export_fhir_cpg(output: Path | None) -> None:
+    """The guideline as HL7 FHIR Clinical Practice Guidelines resources (R4B): one Bundle with a
+    PlanDefinition, ActivityDefinitions with dosage, Citations and ValueSets (docs/linking.md)."""
+    from .cpg import ExportError, export_bundle
+
+    try:
+        bundle = export_bundle()
+    except ExportError as error:
+        _fail(str(error))
+    with _output(output, ()) as out:
+        out.write(_json_text(bundle))
 
 
 @main.command()
