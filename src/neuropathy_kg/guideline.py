@@ -112,7 +112,7 @@ class Entry:
     rationale: str = ""
 
 
-def _citation_key(c: str) -> tuple[int, int | str]:
+def citation_key(c: str) -> tuple[int, int | str]:
     return (0, int(c)) if c.isdigit() else (1, c)
 
 
@@ -128,7 +128,7 @@ def catalogue() -> dict[str, Entry]:
                 ident = str(g.value(iri, DCTERMS.identifier))
                 cites = sorted(
                     (str(g.value(src, DCTERMS.identifier)) for src in g.objects(iri, CITO.citesAsEvidence)),
-                    key=_citation_key,
+                    key=citation_key,
                 )
                 severity = g.value(iri, NKG.severity)
                 statement = g.value(iri, PROV.wasDerivedFrom)
@@ -175,3 +175,9 @@ def rationale(action_id: str, values: dict[str, object]) -> str:
     return template.format_map(_Blank({k: _format(v) for k, v in values.items()}))
 
 
+
+
+@cache
+def interaction_queries() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """queries/interactions/: (the updates that resolve drugs, in order; the SELECTs, one per kind)."""
+    return _read_queries("interactions", ".ru"), _read_queries("interactions", ".rq")
