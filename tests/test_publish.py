@@ -38,20 +38,32 @@ def test_docs_list_every_term(tmp_path):
     assert "Subtherapeutic pregabalin" in pages and "USPI-pregabalin" in pages
 
 
-def test_release_recipe(tmp_path):
+RELEASE_IRI = "https://w3id.org/neuropathy-kg/releases/9.8.7/"
+
+
+@pytest.mark.parametrize("stem", ["ontology", "patient-model"])
+def test_release_recipe(tmp_path, stem):
     result = CliRunner().invoke(main, ["release", "--output", str(tmp_path), "--version", "9.8.7"])
     assert result.exit_code == 0, result.stderr
     graphs = {}
-    for name, fmt in (("ontology.ttl", "turtle"), ("ontology.owl", "xml"), ("ontology.jsonld", "json-ld")):
-        graphs[name] = rdflib.Graph().parse(tmp_path / name, format=fmt)
-        ontology = rdflib.URIRef("https://w3id.org/neuropathy-kg/ontology")
-        assert str(graphs[name].value(ontology, OWL.versionIRI)) == "https://w3id.org/neuropathy-kg/releases/9.8.7/ontology"
-        assert str(graphs[name].value(ontology, OWL.versionInfo)) == "9.8.7"
-    assert isomorphic(graphs["ontology.ttl"], graphs["ontology.owl"])
-    assert isomorphic(graphs["ontology.ttl"], graphs["ontology.jsonld"])
+    for suffix, fmt in ((".ttl", "turtle"), (".owl", "xml"), (".jsonld", "json-ld"), (".nt", "nt")):
+        graphs[suffix] = rdflib.Graph().parse(tmp_path / f"{stem}{suffix}", format=fmt)
+        ontology = rdflib.URIRef(f"https://w3id.org/neuropathy-kg/{stem}")
+        assert str(graphs[suffix].value(ontology, OWL.versionIRI)) == RELEASE_IRI + stem
+        assert str(graphs[suffix].value(ontology, OWL.versionInfo)) == "9.8.7"
+        assert isomorphic(graphs[".ttl"], graphs[suffix]), suffix
+    if stem == "ontology":
+        assert str(graphs[".ttl"].value(ontology, OWL.imports)) == RELEASE_IRI + "patient-model"
+    else:  # the patient vocabulary alone: no guideline content comes with it
+        assert (NKG.Patient, RDF.type, OWL.Class) in graphs[".ttl"] and (NKG["repeat-ivig"], None, None) not in graphs[".ttl"]
+    rules = (tmp_path / ".htaccess").read_text()
+    assert "RewriteRule ^(ontology|patient-model)$ $1.ttl [L]" in rules and "9.8.7" in rules
+    listed = set()
     for line in (tmp_path / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
+        listed.add(name)
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest
+    assert {f"{stem}{suffix}" for suffix in graphs} | {".htaccess"} <= listed
 
 
 def test_one_version_everywhere():
@@ -60,12 +72,20 @@ def test_one_version_everywhere():
     ontology = rdflib.URIRef("https://w3id.org/neuropathy-kg/ontology")
     assert project == __version__ == str(onto.value(ontology, OWL.versionInfo)) == str(onto.value(NKG.guideline, OWL.versionInfo))
     assert str(onto.value(ontology, OWL.versionIRI)) == f"https://w3id.org/neuropathy-kg/releases/{__version__}/ontology"
+    patient_model = rdflib.URIRef("https://w3id.org/neuropathy-kg/patient-model")
+    versioned = f"https://w3id.org/neuropathy-kg/releases/{__version__}/patient-model"
+    assert str(onto.value(patient_model, OWL.versionIRI)) == versioned == str(onto.value(ontology, OWL.imports))
+    assert str(onto.value(patient_model, OWL.versionInfo)) == __version__
 
 
-def test_owl2_dl_structure():
+@pytest.mark.parametrize("part", ["whole ontology", "patient vocabulary alone"])
+def test_owl2_dl_structure(part):
     """OWL 2 DL: every property has one kind; no term is both a class and an individual or property;
-    object properties take resources and datatype properties literals; literals use OWL 2 datatypes."""
-    onto = guideline.ontology()
+    object properties take resources and datatype properties literals; literals use OWL 2 datatypes.
+    The patient vocabulary must meet this on its own, for those who reuse it without the guideline."""
+    from neuropathy_kg.publish import patient_model
+
+    onto = guideline.ontology() if part == "whole ontology" else patient_model()
     kinds = {}
     for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty):
         for prop in onto.subjects(RDF.type, kind):

@@ -20,16 +20,60 @@ from rdflib.namespace import DCTERMS, SKOS
 from . import NKG, __version__, guideline
 
 ONTOLOGY = rdflib.URIRef("https://w3id.org/neuropathy-kg/ontology")
+PATIENT_MODEL = rdflib.URIRef("https://w3id.org/neuropathy-kg/patient-model")
 CITO = rdflib.Namespace("http://purl.org/spar/cito/")
-RELEASE_FORMATS = (("ontology.ttl", "turtle"), ("ontology.owl", "xml"), ("ontology.jsonld", "json-ld"))
+#: Each release file's suffix and rdflib format; the suffixes are what the content negotiation serves.
+RELEASE_FORMATS = ((".ttl", "turtle"), (".owl", "xml"), (".jsonld", "json-ld"), (".nt", "nt"))
+#: Apache rules (mod_rewrite) for a release folder served at /neuropathy-kg/releases/X.Y.Z/ and as the
+#: current version: the two ontology IRIs by Accept header, and every term IRI (a slash IRI) with a
+#: 303 to the document that describes it (the ontology for RDF clients, its catalogue row for browsers).
+HTACCESS = """# neuropathy-kg {version}: content negotiation for the ontology and term IRIs (Apache mod_rewrite).
+# Serve this folder at https://w3id.org/neuropathy-kg/releases/{version}/ (and as the current version, to
+# which https://w3id.org/neuropathy-kg/ redirects), with the HTML documentation in docs/ beside it.
+AddType text/turtle .ttl
+AddType application/rdf+xml .owl
+AddType application/ld+json .jsonld
+AddType application/n-triples .nt
+RewriteEngine on
+RewriteCond %{{HTTP_ACCEPT}} text/turtle
+RewriteRule ^(ontology|patient-model)$ $1.ttl [L]
+RewriteCond %{{HTTP_ACCEPT}} application/rdf\+xml
+RewriteRule ^(ontology|patient-model)$ $1.owl [L]
+RewriteCond %{{HTTP_ACCEPT}} application/ld\+json
+RewriteRule ^(ontology|patient-model)$ $1.jsonld [L]
+RewriteCond %{{HTTP_ACCEPT}} application/n-triples
+RewriteRule ^(ontology|patient-model)$ $1.nt [L]
+RewriteRule ^(ontology|patient-model)$ docs/index.html [R=303,L]
+RewriteCond %{{HTTP_ACCEPT}} (text/turtle|application/rdf\+xml|application/ld\+json|application/n-triples)
+RewriteRule ^([A-Za-z0-9-]+)$ ontology [R=303,L]
+RewriteRule ^([A-Za-z0-9-]+)$ docs/catalogue.html#$1 [R=303,NE,L]
+"""
 
 
 class PublishError(Exception):
     """A publishing step cannot run; the message is one line."""
 
 
-def release_iri(version: str) -> rdflib.URIRef:
-    return rdflib.URIRef(f"https://w3id.org/neuropathy-kg/releases/{version}/ontology")
+def release_iri(version: str, name: str = "ontology") -> rdflib.URIRef:
+    return rdflib.URIRef(f"https://w3id.org/neuropathy-kg/releases/{version}/{name}")
+
+
+def _stamp(graph: rdflib.Graph, version: str) -> rdflib.Graph:
+    """Version IRIs and version info of ``version`` on whichever of the two ontologies the graph holds."""
+    for ontology, name in ((ONTOLOGY, "ontology"), (PATIENT_MODEL, "patient-model")):
+        if (ontology, RDF.type, OWL.Ontology) in graph:
+            graph.set((ontology, OWL.versionIRI, release_iri(version, name)))
+            graph.set((ontology, OWL.versionInfo, rdflib.Literal(version)))
+    if (ONTOLOGY, RDF.type, OWL.Ontology) in graph:
+        graph.set((ONTOLOGY, OWL.imports, release_iri(version, "patient-model")))
+        graph.set((NKG.guideline, OWL.versionInfo, rdflib.Literal(version)))
+    return graph
+
+
+def patient_model(version: str | None = None) -> rdflib.Graph:
+    """The patient vocabulary alone (ontology/patient-model.ttl), for reuse without the guideline."""
+    graph = rdflib.Graph().parse(guideline.home() / "ontology" / "patient-model.ttl", format="turtle")
+    return _stamp(graph, version) if version else graph
 
 
 def merged_ontology(version: str | None = None) -> rdflib.Graph:
@@ -38,23 +82,23 @@ def merged_ontology(version: str | None = None) -> rdflib.Graph:
     graph += guideline.ontology()
     for prefix, namespace in (("nkg", NKG), ("owl", OWL), ("skos", SKOS), ("dcterms", DCTERMS), ("cito", CITO)):
         graph.bind(prefix, namespace)
-    if version:
-        graph.set((ONTOLOGY, OWL.versionIRI, release_iri(version)))
-        graph.set((ONTOLOGY, OWL.versionInfo, rdflib.Literal(version)))
-        graph.set((NKG.guideline, OWL.versionInfo, rdflib.Literal(version)))
-    return graph
+    return _stamp(graph, version) if version else graph
 
 
 def release(output: Path, version: str | None = None) -> list[Path]:
-    """Write the release serialisations and SHA256SUMS into ``output``; returns the files written."""
+    """Write the release into ``output``: the ontology (everything, the patient vocabulary included) and the
+    patient vocabulary alone, each as Turtle, RDF/XML, JSON-LD and N-Triples with its version IRI; the
+    content-negotiation rules (.htaccess); SHA256SUMS. Returns the files written."""
     version = version or __version__
-    graph = merged_ontology(version)
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, fmt in RELEASE_FORMATS:
-        path = output / name
-        _write_atomically(path, graph.serialize(format=fmt, encoding="utf-8"))
-        written.append(path)
+    for stem, graph in (("ontology", merged_ontology(version)), ("patient-model", patient_model(version))):
+        for suffix, fmt in RELEASE_FORMATS:
+            path = output / f"{stem}{suffix}"
+            _write_atomically(path, graph.serialize(format=fmt, encoding="utf-8"))
+            written.append(path)
+    _write_atomically(output / ".htaccess", HTACCESS.format(version=version).encode())
+    written.append(output / ".htaccess")
     sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in written)
     _write_atomically(output / "SHA256SUMS", sums.encode())
     return [*written, output / "SHA256SUMS"]

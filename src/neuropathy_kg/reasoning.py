@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import rdflib
-from rdflib import RDFS, XSD, Literal
+from rdflib import OWL, RDFS, XSD, Literal
 
 from . import NKG, guideline
 from .load import Patient, one_line
@@ -24,9 +24,12 @@ class ReasonerUnavailable(Exception):
 
 
 def owl_ready(graph: rdflib.Graph) -> rdflib.Graph:
-    """The graph with every literal in OWL 2's datatype map: xsd:date (not in it) becomes xsd:dateTime."""
+    """The graph with every literal in OWL 2's datatype map (xsd:date, not in it, becomes xsd:dateTime) and
+    no owl:imports, which owlready2 would try to fetch from the network (their content is merged already)."""
     ready = rdflib.Graph()
     for s, p, o in graph:
+        if p == OWL.imports:  # the imported patient vocabulary is already in the graph; never fetch it
+            continue
         if isinstance(o, Literal) and o.datatype == XSD.date:
             o = Literal(f"{o}T00:00:00", datatype=XSD.dateTime)
         ready.add((s, p, o))
