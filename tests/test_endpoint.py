@@ -165,3 +165,22 @@ def test_credentials_come_from_the_environment(faulty_server, monkeypatch):
     monkeypatch.setenv("NEUROPATHY_KG_ENDPOINT_TOKEN", "s3cret")
     CliRunner().invoke(main, ["query", "patient-facts", "--endpoint", faulty_server])
     assert FaultyHandler.seen[0].get("Authorization") == "Bearer s3cret"
+
+
+def test_interactions_over_the_endpoint_equal_local(oxigraph_server):
+    """Issue 7: load a second guideline graph beside this one; the interaction queries run unchanged on the
+    store and find what `neuropathy-kg interactions` finds locally."""
+    from neuropathy_kg.linking import _resolved, read_guideline_graph
+
+    other = ROOT / "tests" / "guidelines" / "chronic-pain-fragment.ttl"
+    result = CliRunner().invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--guideline-graph", str(other)])
+    assert result.exit_code == 0, result.stderr
+    local, _graph = _resolved([read_guideline_graph(str(other))], "oxigraph")
+    found = 0
+    for name, text in guideline.interaction_queries()[1]:
+        remote = endpoint.select(f"{oxigraph_server}/query", text)
+        assert rows(remote) == rows(local.select(text)), name
+        found += len(remote)
+    assert found == 22  # 2 contradictions, 4 repetitions, 8 alternatives, 8 drug-drug interactions
+    contradictions = CliRunner().invoke(main, ["query", "contradictions", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
+    assert {r["drug"].rsplit("/", 1)[-1] for r in json.loads(contradictions.stdout)["rows"]} == {"tramadol", "duloxetine"}

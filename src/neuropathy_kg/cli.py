@@ -25,7 +25,7 @@ from rdflib import URIRef
 from . import __version__, guideline
 from .engine import ENGINES
 from .pipeline import SHACL_MODES
-from .load import one_line, read_patients
+from .load import InputError, one_line, read_patients
 
 FORMATS = ("text", "json")
 
@@ -334,7 +334,6 @@ def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: 
     """Contradictions, repetitions, alternatives and drug-drug interactions between this guideline and
     other guideline graphs (RDF in the linking vocabulary of ontology/interactions.ttl; docs/linking.md)."""
     from .linking import interactions as find, read_guideline_graph, render
-    from .load import InputError
 
     graphs = []
     for other in others:
@@ -352,17 +351,32 @@ def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: 
 @click.option("--store", "store_url", required=True, metavar="URL",
               help="Graph Store Protocol endpoint (Oxigraph: http://host:7878/store; Fuseki: http://host:3030/DATASET/data).")
 @click.option("--graph", metavar="IRI", help="Named graph to load into (default: the default graph).")
+@click.option("--guideline-graph", "guideline_graphs", multiple=True, metavar="OTHER",
+              help="Also load another guideline graph (RDF, docs/linking.md), with the drug links the interaction queries read.")
 @as_of_option
 @click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True)
-def load(paths: tuple[str, ...], store_url: str, graph: str | None, as_of: str | None, timeout: float) -> None:
-    """Load the guideline and PATHS' patients, with their derived facts, into a remote store."""
+def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_graphs: tuple[str, ...], as_of: str | None,
+         timeout: float) -> None:
+    """Load the guideline, PATHS' patients with their derived facts, and other guideline graphs into a
+    remote store, so that every query in queries/ runs there unchanged (query --endpoint)."""
     from .endpoint import EndpointError, upload
     from .pipeline import CHUNK_SIZE, derive
     from . import guideline
 
+    if not paths and not guideline_graphs:
+        _fail("nothing to load: give patient PATHS, --guideline-graph OTHER, or both")
     date = _as_of(as_of)
     ontology = guideline.ontology()
-    loaded = 0
+    others = []
+    if guideline_graphs:
+        from .linking import read_guideline_graph
+
+        for other in guideline_graphs:
+            try:
+                others.append(read_guideline_graph(other))
+            except InputError as error:
+                _fail(str(error))
+    loaded, failed = 0, False
 
     def work(chunk):
         enriched = derive(chunk, date, "oxigraph").to_graph() - ontology
@@ -371,12 +385,18 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, as_of: str |
 
     try:
         upload(store_url, guideline.ontology_ntriples(), graph, timeout)
-        results, summary = _population(paths, work, CHUNK_SIZE["oxigraph"], 1, None, None)
-        loaded = len(results)
+        if others:
+            from .linking import loadable
+
+            upload(store_url, loadable(others), graph, timeout)
+        if paths:
+            results, summary = _population(paths, work, CHUNK_SIZE["oxigraph"], 1, None, None)
+            loaded, failed = len(results), summary.failed
     except EndpointError as error:
         _fail(str(error))
-    click.echo(f"neuropathy-kg: loaded the guideline and {loaded} patients into {store_url}", err=True)
-    sys.exit(2 if summary.failed else 0)
+    click.echo(f"neuropathy-kg: loaded the guideline, {len(others)} other guideline graph(s) and {loaded} patients "
+               f"into {store_url}", err=True)
+    sys.exit(2 if failed else 0)
 
 
 @main.group()

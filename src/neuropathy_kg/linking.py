@@ -48,17 +48,31 @@ def _citations(graph: rdflib.Graph, node) -> list[str]:
     return sorted(found, key=guideline.citation_key)
 
 
-def interactions(others: list[rdflib.Graph], engine: str = "oxigraph") -> dict:
-    """Every interaction between this guideline and the other graphs, as the command's JSON document."""
+def _resolved(others: list[rdflib.Graph], engine: str):
+    """(a store of the guideline, the other graphs and the drugs their recommendations resolve to
+    (queries/interactions/*.ru), the other graphs as one rdflib graph)."""
     store = new_store(engine)
     store.add_ntriples(guideline.ontology_ntriples())
     other = rdflib.Graph()
     for graph in others:
         other += graph
     store.add_ntriples(other.serialize(format="nt", encoding="utf-8"))
-    updates, selects = guideline.interaction_queries()
-    for _name, update in updates:
+    for _name, update in guideline.interaction_queries()[0]:
         store.update(update)
+    return store, other
+
+
+def loadable(others: list[rdflib.Graph]) -> bytes:
+    """The other graphs with the resolved drug links of both guidelines, as N-Triples for a remote store
+    that already holds the guideline: there the interaction queries run unchanged (`load --guideline-graph`)."""
+    store, _other = _resolved(others, "oxigraph")
+    return (store.to_graph() - guideline.ontology()).serialize(format="nt", encoding="utf-8")
+
+
+def interactions(others: list[rdflib.Graph], engine: str = "oxigraph") -> dict:
+    """Every interaction between this guideline and the other graphs, as the command's JSON document."""
+    store, other = _resolved(others, engine)
+    selects = guideline.interaction_queries()[1]
     ontology, catalogue = guideline.ontology(), guideline.catalogue()
     found = []
     for name, query in sorted(selects, key=lambda item: list(KINDS).index(item[0])):
