@@ -8,7 +8,6 @@ import builtins
 import json
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 

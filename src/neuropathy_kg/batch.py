@@ -85,20 +85,14 @@ def units(paths: Iterable[str], spool: Path) -> Iterator[Unit | InputError]:
 
 def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
     """Read and convert one unit (in whichever process runs it) into chunks of patients."""
-    from . import fhir
-
     try:
         if unit.shared is not None:  # an NDJSON bucket
-            data = unit.shared.read_bytes() + unit.path.read_bytes()
-            found, problems, _count = fhir.to_patients(unit.name, data, ndjson=True, sources=unit.sources)
+            found, problems = read_document(unit.name, unit.shared.read_bytes() + unit.path.read_bytes(), unit.sources)
         else:
             name, data = (unit.name, unit.data) if unit.data is not None else _read_bytes(unit.path)
             found, problems = read_document(name, data)
     except InputError as error:
         yield Batch([], [error])
-        return
-    except Exception as error:  # noqa: BLE001 - a reader bug must not end the run (one line, and go on)
-        yield Batch([], [InputError(unit.name, f"could not be read ({one_line(error)})")])
         return
     if problems:
         yield Batch([], problems)

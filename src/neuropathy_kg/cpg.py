@@ -27,7 +27,8 @@ from rdflib import RDF, RDFS, URIRef
 from rdflib.namespace import DCTERMS, SKOS
 
 from . import NKG, guideline
-from .guideline import CITO, PROV
+from .guideline import CITO
+from .pipeline import local_name
 
 UCUM = "http://unitsofmeasure.org"
 CPG_ACTIVITY = "http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type-cs"
@@ -171,13 +172,13 @@ class _Builder:
                 action["code"].insert(0, {"coding": [{"system": CPG_ACTIVITY, "code": str(activity)}]})
             if entry.id in queries:
                 action["condition"] = [{"kind": "applicability", "expression": {
-                    "language": SPARQL, "description": f"Applies to each patient this SELECT returns, after queries/facts/ have run "
-                                                        f"(neuropathy-kg queries/actions/).", "expression": queries[entry.id]}}]
-            related = [{"actionId": local(other), "relationship": "after-end",
+                    "language": SPARQL, "description": "Applies to each patient this SELECT returns, after queries/facts/ have run "
+                                                        "(neuropathy-kg queries/actions/).", "expression": queries[entry.id]}}]
+            related = [{"actionId": local_name(other), "relationship": "after-end",
                         **({"offsetDuration": _quantity(self.g.value(node, NKG.dueAfterDays), "d")}
                            if self.g.value(node, NKG.dueAfterDays) is not None else {})}
                        for other in sorted(self.g.objects(node, NKG.follows))]
-            related += [{"actionId": local(other), "relationship": "concurrent"} for other in sorted(self.g.objects(node, NKG.concurrentWith))]
+            related += [{"actionId": local_name(other), "relationship": "concurrent"} for other in sorted(self.g.objects(node, NKG.concurrentWith))]
             if related:
                 action["relatedAction"] = related
             whole, by_band = self.dose_specs(node)
@@ -212,10 +213,6 @@ class _Builder:
     def coded_concepts(self) -> list[URIRef]:
         return sorted({c for c in self.g.subjects(SKOS.exactMatch, None)} | {c for c in self.g.subjects(SKOS.closeMatch, None)},
                       key=str)
-
-
-def local(iri) -> str:
-    return str(iri).rsplit("/", 1)[-1]
 
 
 def _action_queries() -> dict[str, str]:

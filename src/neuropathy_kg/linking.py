@@ -9,7 +9,6 @@ themselves (no IRI of the other graph is ever pasted into query text).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import rdflib
 from rdflib.namespace import DCTERMS, RDFS

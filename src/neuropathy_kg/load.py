@@ -254,10 +254,16 @@ def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]
     return list(patients.values()), errors
 
 
-def read_document(name: str, data: bytes) -> tuple[list[Patient], list[InputError]]:
+def read_document(name: str, data: bytes, sources: tuple[str, ...] | None = None) -> tuple[list[Patient], list[InputError]]:
     """The patients of one input and the problems that did not stop it; whatever goes wrong inside a
-    parser or the FHIR reader becomes an InputError naming the input, never a traceback."""
+    parser or the FHIR reader becomes an InputError naming the input, never a traceback. ``sources``:
+    the input is a spooled NDJSON bucket whose lines name these files (batch.py)."""
     try:
+        if sources is not None:
+            from . import fhir
+
+            patients, problems, _count = fhir.to_patients(name, data, ndjson=True, sources=sources)
+            return patients, problems
         return _patients_in(name, data)
     except InputError:
         raise
