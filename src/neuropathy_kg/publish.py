@@ -27,7 +27,7 @@ RELEASE_FORMATS = ((".ttl", "turtle"), (".owl", "xml"), (".jsonld", "json-ld"), 
 #: Apache rules (mod_rewrite) for a release folder served at /neuropathy-kg/releases/X.Y.Z/ and as the
 #: current version: the two ontology IRIs by Accept header, and every term IRI (a slash IRI) with a
 #: 303 to the document that describes it (the ontology for RDF clients, its catalogue row for browsers).
-HTACCESS = """# neuropathy-kg {version}: content negotiation for the ontology and term IRIs (Apache mod_rewrite).
+HTACCESS = r"""# neuropathy-kg {version}: content negotiation for the ontology and term IRIs (Apache mod_rewrite).
 # Serve this folder at https://w3id.org/neuropathy-kg/releases/{version}/ (and as the current version, to
 # which https://w3id.org/neuropathy-kg/ redirects), with the HTML documentation in docs/ beside it.
 AddType text/turtle .ttl
