@@ -174,7 +174,7 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
                         continue
                     if not line.strip():
                         continue
-                    located = b"%d:%d\t%s\n" % (source, number, line)  # where it came from (fhir.ndjson_lines)
+                    located = fhir.spooled_line(source, number, line)
                     key = _patient_key(line)
                     if key is None:  # no patient named: shared with every bucket, if it is a resource
                         try:

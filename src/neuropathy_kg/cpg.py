@@ -149,7 +149,7 @@ class _Builder:
 
     def dose_specs(self, action) -> tuple[URIRef | None, list[URIRef]]:
         """(the drug-wide dose specification, the per-renal-band ones) of an action that recommends one drug."""
-        drugs = [d for d in self.g.objects(action, NKG.recommendsUse) if (d, RDF.type, NKG.DoseSpecification) not in self.g]
+        drugs = list(self.g.objects(action, NKG.recommendsUse))
         if len(drugs) != 1:
             return None, []
         specs = sorted(self.g.subjects(NKG.drug, drugs[0]))

@@ -550,6 +550,11 @@ def ndjson_resource(where: str, line: bytes) -> dict:
     return resource
 
 
+def spooled_line(source: int, number: int, line: bytes) -> bytes:
+    """An NDJSON line as batch.py spools it: prefixed with where it came from (read by ndjson_lines)."""
+    return b"%d:%d\t%s\n" % (source, number, line)
+
+
 def ndjson_lines(name: str, data: bytes, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, bytes]]:
     """(where, line) for every line that is not blank. Plain NDJSON: where = "file:line". Spooled NDJSON
     (batch.py's buckets, ``sources`` given): each line starts with "INDEX:LINE\t", naming the line of
