@@ -5,7 +5,8 @@
 In one run it reports, side by side:
   fast path   batch.run over the synthetic export (bench/synthetic.py): facts derived once per chunk of
               200 patients on Oxigraph, actions and compiled SHACL shapes set-based over the chunk,
-              on --jobs worker processes; each size in a fresh process, so its peak memory is its own
+              on --jobs worker processes, each patient's actions and findings written as a JSON line;
+              each size in a fresh process, so its peak memory is its own
   reference   each patient alone on rdflib's engine (facts, actions) and pySHACL (findings), on a sample
 and prints patients/s, seconds per patient, peak resident memory, the fast/reference ratio, the cost
 per patient at each size relative to the smallest, and a cold one-patient CLI start.
@@ -29,20 +30,21 @@ AS_OF = dt.date(2026, 11, 24)
 
 
 def run_fast(folder: Path, jobs: int) -> dict:
-    """Runs in its own process: the fast path over one export."""
+    """Runs in its own process: the fast path over one export, results written as JSON Lines (as
+    `recommend --jsonl` and `validate --jsonl` write them, here both per patient from one derivation)."""
     from neuropathy_kg import batch
     from neuropathy_kg.pipeline import assess_chunk
 
     batch.warm_up()
     started = time.perf_counter()
-    patients = actions = findings = 0
-    for chunk in batch.run([str(folder)], 200, lambda p: assess_chunk(p, AS_OF), jobs):
-        patients += len(chunk)
-        actions += sum(len(r["recommend"]["actions"]) for r in chunk)
-        findings += sum(len(r["validate"]["findings"]) for r in chunk)
+    patients = written = 0
+    with tempfile.TemporaryFile("w", encoding="utf-8") as out:
+        for chunk in batch.run([str(folder)], 200, batch.as_json_lines(lambda p: assess_chunk(p, AS_OF)), jobs):
+            patients += len(chunk)
+            written += out.write("".join(line for _conforms, line in chunk))
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"patients": patients, "seconds": seconds, "actions": actions, "findings": findings, "peak_mb": peak / 1024}
+    return {"patients": patients, "seconds": seconds, "output_mb": written / 1e6, "peak_mb": peak / 1024}
 
 
 def run_reference(folder: Path, sample: int) -> dict:

@@ -10,6 +10,7 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import re
 import tempfile
@@ -264,6 +265,14 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
                 if errors:
                     on_errors(errors)
                 yield results
+
+
+def as_json_lines(work: Callable[[list[Patient]], list[dict]]) -> Callable[[list[Patient]], list[tuple[bool, str]]]:
+    """``work`` whose results are (conforms, JSON line) pairs, encoded in the worker that ran it, so that
+    the parent process only writes text (returning dicts cost it a fifth of a run in unpickling)."""
+    def encoded(patients: list[Patient]) -> list[tuple[bool, str]]:
+        return [(r.get("conforms", True), json.dumps(r, ensure_ascii=False) + "\n") for r in work(patients)]
+    return encoded
 
 
 def warm_up() -> None:

@@ -148,13 +148,16 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
                 summary.failed_inputs += 1
 
     batch.warm_up()
+    if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
+        work = batch.as_json_lines(work)
     for chunk in batch.run(paths, size, work, jobs or _default_jobs(paths), report):
         summary.processed += len(chunk)
-        summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
         if jsonl is not None:
-            jsonl.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+            summary.all_conform = summary.all_conform and all(conforms for conforms, _line in chunk)
+            jsonl.write("".join(line for _conforms, line in chunk))
             jsonl.flush()
         else:
+            summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
             results.extend(chunk)
         if show:
             rate = summary.processed / max(time.monotonic() - started, 1e-9)

@@ -94,7 +94,10 @@ def vocabulary() -> Vocabulary:
 # (percent-encoded ids) or come from the ontology, so only literals need escaping.
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
-TRUE = f'"true"^^<{XSD.boolean}>'
+# Looked up once: rdflib's namespace attributes build a new URIRef on every access (about 1 us each).
+RDF_TYPE = RDF.type
+XSD_DATE, XSD_INTEGER, XSD_DECIMAL, XSD_BOOLEAN = XSD.date, XSD.integer, XSD.decimal, XSD.boolean
+TRUE = f'"true"^^<{XSD_BOOLEAN}>'
 
 
 def _iri(value: str) -> str:
@@ -127,7 +130,7 @@ def fhir_date(value) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     day = _date_value(value)
-    return _typed(day.isoformat(), XSD.date) if day is not None else _string(value.split("T", 1)[0])
+    return _typed(day.isoformat(), XSD_DATE) if day is not None else _string(value.split("T", 1)[0])
 
 
 def _number(value) -> str | None:
@@ -136,9 +139,9 @@ def _number(value) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return _typed(str(value), XSD.integer)
+        return _typed(str(value), XSD_INTEGER)
     if isinstance(value, float) and math.isfinite(value):
-        return _typed(format(Decimal(repr(value)), "f"), XSD.decimal)
+        return _typed(format(Decimal(repr(value)), "f"), XSD_DECIMAL)
     return _string(str(value))
 
 
@@ -258,7 +261,7 @@ class _Converter:
             self.lines[iri] = {}
             self.ids[iri] = pid
             self.owner[iri] = iri
-            self.add(iri, RDF.type, _iri(NKG.Patient))
+            self.add(iri, RDF_TYPE, _iri(NKG.Patient))
             self.add(iri, NKG.patientId, _string(pid))
         return iri
 
@@ -266,7 +269,7 @@ class _Converter:
         ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
         iri = URIRef(f"{BASE}{resource.get('resourceType')}/{quote(str(ident), safe='')}{suffix}")
         self.owner[iri] = patient
-        self.add(iri, RDF.type, _iri(cls))
+        self.add(iri, RDF_TYPE, _iri(cls))
         self.add(iri, NKG.subject, _iri(patient))
         return iri
 
@@ -335,7 +338,7 @@ class _Converter:
             if unit:
                 self.add(iri, NKG.unit, _string(unit))
         elif "valueBoolean" in resource:
-            self.add(iri, NKG.value, _typed("true" if resource["valueBoolean"] else "false", XSD.boolean))
+            self.add(iri, NKG.value, _typed("true" if resource["valueBoolean"] else "false", XSD_BOOLEAN))
         elif "valueInteger" in resource:
             self.add(iri, NKG.value, _number(resource["valueInteger"]))
         elif "valueCodeableConcept" in resource:
@@ -437,9 +440,9 @@ class _Converter:
 
     def _course(self, iri: URIRef, first: dt.date, last: dt.date, days: int, grams, unit, status: str) -> None:
         self.add(iri, NKG.status, _string(status))
-        self.add(iri, NKG.startDate, _typed(first.isoformat(), XSD.date))
-        self.add(iri, NKG.endDate, _typed(last.isoformat(), XSD.date))
-        self.add(iri, NKG.infusionDays, _typed(str(days), XSD.integer))
+        self.add(iri, NKG.startDate, _typed(first.isoformat(), XSD_DATE))
+        self.add(iri, NKG.endDate, _typed(last.isoformat(), XSD_DATE))
+        self.add(iri, NKG.infusionDays, _typed(str(days), XSD_INTEGER))
         if grams is not None:
             self.add(iri, NKG.dailyDose, _number(round(grams, 3)))
             self.add(iri, NKG.unit, _string("g"))
@@ -468,7 +471,7 @@ class _Converter:
                 grams = sum(known) / len(known) if known and len(known) == len(totals) else None
                 iri = URIRef(f"{patient}/ivig-course/{course[0].isoformat()}")
                 self.owner[iri] = URIRef(patient)
-                self.add(iri, RDF.type, _iri(NKG.IvigCourse))
+                self.add(iri, RDF_TYPE, _iri(NKG.IvigCourse))
                 self.add(iri, NKG.subject, _iri(patient))
                 self._course(iri, course[0], course[-1], len(course), grams, next(iter(units - {"g", ""}), None), "given")
 
