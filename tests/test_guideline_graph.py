@@ -137,10 +137,10 @@ def test_dose_tables_cover_every_band(onto):
     bands = set(onto.subjects(RDF.type, NKG.RenalBand))
     assert len(bands) == 4
     for drug in (NKG.pregabalin, NKG.gabapentin):
-        covered = {onto.value(spec, NKG.renalBand) for spec in onto.subjects(NKG.drug, drug)} - {None}
+        covered = {onto.value(spec, NKG.forRenalBand) for spec in onto.subjects(NKG.drug, drug)} - {None}
         assert covered == bands, drug
         for spec in onto.subjects(NKG.drug, drug):
-            if onto.value(spec, NKG.renalBand) is not None:
+            if onto.value(spec, NKG.forRenalBand) is not None:
                 values = [float(onto.value(spec, p)) for p in (NKG.minDailyDose, NKG.adequateTrialDailyDose, NKG.maxDailyDose)]
                 assert values == sorted(values), spec
                 assert str(onto.value(spec, NKG.unit)) == "mg"
@@ -150,7 +150,7 @@ def test_dose_tables_cover_every_band(onto):
 def test_catalogue_maxima_match_the_spec(onto):
     def band_value(drug, band, prop):
         for spec in onto.subjects(NKG.drug, NKG[drug]):
-            if onto.value(spec, NKG.renalBand) == NKG[f"renal-band-{band}"]:
+            if onto.value(spec, NKG.forRenalBand) == NKG[f"renal-band-{band}"]:
                 return float(onto.value(spec, prop))
     assert [band_value("pregabalin", b, NKG.maxDailyDose) for b in ("ge60", "30-59", "15-29", "lt15")] == [600, 300, 150, 75]
     assert [band_value("gabapentin", b, NKG.maxDailyDose) for b in ("ge60", "30-59", "15-29", "lt15")] == [3600, 1400, 700, 300]

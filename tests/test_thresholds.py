@@ -147,6 +147,17 @@ def test_vas_thirty_percent_reduction(engine, baseline, after, responder):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("first", "second", "responder"), [(10, 6, False), (6, 10, True)])
+def test_two_baseline_scores_on_one_day_take_the_greater_iri(engine, first, second, responder):
+    """Two pain scores on the baseline day: the one with the greater IRI (ex:vb > ex:va) is the baseline,
+    so the choice is repeatable; a later 7 is a 30% reduction from 10 only."""
+    body = (ASYMMETRIC_RELAPSE + course("c1", "2025-05-05", "2025-05-09", 28)
+            + obs("va", "pain-vas", first, "2025-05-01") + obs("vb", "pain-vas", second, "2025-05-01")
+            + obs("v1", "pain-vas", 7, "2025-06-01"))
+    assert evaluate(body, engine)[0]["facts"]["previousIvigResponder"] is responder
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("days_after_end", "responder"), [(4, False), (5, True), (90, True), (91, False)])
 def test_response_window(engine, days_after_end, responder):
     end = dt.date(2025, 5, 9)

@@ -15,22 +15,23 @@ PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 INSERT { ?course nkg:baselineVas ?baseline }
 WHERE {
   {
-    SELECT ?course (IRI(MAX(STR(?obs))) AS ?baselineObs)
+    SELECT ?course ?patient (MAX(?day) AS ?baselineDay)
     WHERE {
-      {
-        SELECT ?course ?patient (MAX(?day) AS ?baselineDay)
-        WHERE {
-          ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
-          ?candidate nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?anyValue ; nkg:day ?day .
-          FILTER(?day <= ?start)
-        }
-        GROUP BY ?course ?patient
-      }
-      ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?baselineDay .
+      ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
+      ?candidate nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?anyValue ; nkg:day ?day .
+      FILTER(?day <= ?start)
     }
-    GROUP BY ?course
+    GROUP BY ?course ?patient
   }
-  ?baselineObs nkg:normalValue ?baseline .
+  ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:day ?baselineDay ; nkg:normalValue ?baseline .
+  # Several scores on the baseline day: the one with the greatest IRI, so that the choice is repeatable.
+  # (Not IRI(MAX(STR(?obs))) joined back to its value: Oxigraph joins a computed IRI in time quadratic
+  # in the chunk; docs/engine-notes.md.)
+  OPTIONAL {
+    ?later nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:day ?baselineDay ; nkg:normalValue ?laterValue .
+    FILTER(STR(?later) > STR(?obs))
+  }
+  FILTER(!BOUND(?later))
 } ;
 
 INSERT { ?course nkg:responded true ; nkg:responseDay ?day }

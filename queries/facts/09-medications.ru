@@ -33,10 +33,10 @@ WHERE {
   BIND(IF(COALESCE(?end, ?today) < ?today, ?end, ?today) AS ?until)
   FILTER(?until - ?start >= ?minimumDays)
   ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
-  FILTER NOT EXISTS { ?drugSpec nkg:renalBand ?anyBand }
+  FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
   OPTIONAL {
     ?patient nkg:renalBand ?band .
-    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:renalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
+    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
   }
   FILTER(?mg >= COALESCE(?bandDose, ?drugDose))
 } ;

@@ -154,8 +154,8 @@ class _Builder:
             return None, []
         specs = sorted(self.g.subjects(NKG.drug, drugs[0]))
         specs = [s for s in specs if (s, RDF.type, NKG.DoseSpecification) in self.g]
-        whole = next((s for s in specs if self.g.value(s, NKG.renalBand) is None), None)
-        return whole, [s for s in specs if self.g.value(s, NKG.renalBand) is not None]
+        whole = next((s for s in specs if self.g.value(s, NKG.forRenalBand) is None), None)
+        return whole, [s for s in specs if self.g.value(s, NKG.forRenalBand) is not None]
 
     def plan(self, queries: dict[str, str]) -> tuple[dict, list[URIRef]]:
         """The PlanDefinition, and the dose specifications its actions refer to."""
@@ -199,7 +199,7 @@ class _Builder:
         return plan, used
 
     def band_action(self, parent: str, spec) -> dict:
-        band = self.g.value(spec, NKG.renalBand)
+        band = self.g.value(spec, NKG.forRenalBand)
         code = self.text(band, NKG.bandCode)
         return {"id": f"{parent}-crcl-{_id(band).removeprefix('renal-band-')}", "title": f"{self.text(spec)}",
                 "condition": [{"kind": "applicability", "expression": {
