@@ -267,8 +267,11 @@ class CompiledShape:
 @cache
 def compiled_shapes() -> tuple[CompiledShape, ...]:
     """Every patient shape (shapes/pitfalls, shapes/data) compiled: $this becomes ?this, bound by the
-    shape's target inside the query's own group. The shapes are written so that every group that uses
-    $this binds it by a triple pattern of its own, which makes pre-binding and joining agree."""
+    shape's own patterns (every group that uses $this binds it by a triple pattern of its own, which
+    makes pre-binding and joining agree). The shape's target, nkg:Patient, is applied when rows are
+    grouped by patient (_validate_chunk): every patient of a chunk is typed nkg:Patient and a row whose
+    ?this is none of them is dropped, so no type pattern is added to the query, where it would steer
+    Oxigraph's planner away from the shape's own most selective pattern (docs/engine-notes.md)."""
     shapes = guideline.shapes()
     compiled = []
     for node in sorted(set(shapes.subjects(RDF.type, SH.NodeShape))):
@@ -280,7 +283,6 @@ def compiled_shapes() -> tuple[CompiledShape, ...]:
             for d in shapes.objects(shapes.value(constraint, SH.prefixes), SH.declare)
         )
         select = str(shapes.value(constraint, SH.select)).replace("$this", "?this")
-        select = re.sub(r"WHERE\s*\{", "WHERE {\n    ?this a nkg:Patient .", select, count=1)
         severity = str(shapes.value(node, SH.severity)).rsplit("#", 1)[-1].lower()
         compiled.append(CompiledShape(shape=str(node), entry=local_name(shapes.value(node, NKG.implements)),
                                       severity=severity, message=str(shapes.value(constraint, SH.message)),
@@ -317,7 +319,7 @@ def _validate_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
                 finding["value"] = str(value)
             by_patient[str(focus)].append(finding)
     results = []
-    for patient in chunk:
+    for patient in chunk:  # the shapes' target: rows whose focus is not a patient of the chunk are dropped
         findings = _sorted_unique(by_patient.get(str(patient.iri), []))
         results.append({"patient": patient.id, "conforms": not any(f["severity"] == "violation" for f in findings),
                         "findings": findings})
