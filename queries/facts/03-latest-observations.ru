@@ -11,10 +11,10 @@ WHERE {
   WHERE {
     {
       SELECT ?patient ?kind (MAX(?day) AS ?latestDay)
-      WHERE { ?candidate nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?anyValue ; nkg:day ?day . }
+      WHERE { ?candidate nkg:normalValue ?anyValue ; nkg:subject ?patient ; nkg:code ?kind ; nkg:day ?day . }
       GROUP BY ?patient ?kind
     }
-    ?obs nkg:subject ?patient ; nkg:code ?kind ; nkg:normalValue ?value ; nkg:day ?latestDay .
+    ?obs nkg:normalValue ?value ; nkg:subject ?patient ; nkg:code ?kind ; nkg:day ?latestDay .
   }
   GROUP BY ?patient ?kind
 } ;

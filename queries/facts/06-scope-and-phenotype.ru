@@ -46,13 +46,13 @@ WHERE {
     {
       SELECT ?patient (MAX(?day) AS ?latestDay)
       WHERE {
-        ?evidence nkg:subject ?patient ; nkg:indicatesPhenotype ?any ; nkg:evidenceDay ?day .
+        ?evidence nkg:indicatesPhenotype ?any ; nkg:subject ?patient ; nkg:evidenceDay ?day .
         nkg:assessment nkg:assessmentDay ?today .
         FILTER(?day <= ?today)
       }
       GROUP BY ?patient
     }
-    ?record nkg:subject ?patient ; nkg:indicatesPhenotype ?candidate ; nkg:evidenceDay ?latestDay .
+    ?record nkg:indicatesPhenotype ?candidate ; nkg:subject ?patient ; nkg:evidenceDay ?latestDay .
   }
   GROUP BY ?patient ?latestDay
 }

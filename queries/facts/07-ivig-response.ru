@@ -17,7 +17,7 @@ WHERE {
   {
     SELECT ?course ?patient (MAX(?day) AS ?baselineDay)
     WHERE {
-      ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start .
+      ?course nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:startDay ?start .
       ?candidate nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?anyValue ; nkg:day ?day .
       FILTER(?day <= ?start)
     }
@@ -42,7 +42,7 @@ WHERE {
 
 INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
 WHERE {
-  ?statement nkg:subject ?patient ; nkg:code nkg:ivig-response ; nkg:value true ; nkg:day ?day .
+  ?statement nkg:code nkg:ivig-response ; nkg:subject ?patient ; nkg:value true ; nkg:day ?day .
   FILTER NOT EXISTS { ?statement nkg:course ?named }
   ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end .
   FILTER(?end <= ?day)
@@ -54,7 +54,7 @@ WHERE {
 
 INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
 WHERE {
-  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end ; nkg:baselineVas ?baseline .
+  ?course nkg:baselineVas ?baseline ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end .
   nkg:criterion-ivig-response nkg:ratio ?ratio ; nkg:windowStartDays ?from ; nkg:windowEndDays ?to .
   ?obs nkg:subject ?patient ; nkg:code nkg:pain-vas ; nkg:normalValue ?value ; nkg:day ?day .
   FILTER(?day >= ?end + ?from && ?day <= ?end + ?to)
@@ -65,7 +65,7 @@ WHERE {
 INSERT { ?course nkg:responded true ; nkg:responseDay ?day }
 WHERE {
   VALUES ?mrcKind { nkg:mrc-sum-score nkg:mrc-grade }
-  ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:startDay ?start ; nkg:endDay ?end .
+  ?course nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:startDay ?start ; nkg:endDay ?end .
   nkg:criterion-ivig-response nkg:windowStartDays ?from ; nkg:windowEndDays ?to .
   ?before nkg:subject ?patient ; nkg:code ?mrcKind ; nkg:normalValue ?baseline ; nkg:day ?baseDay .
   FILTER(?baseDay <= ?start)
@@ -79,4 +79,4 @@ WHERE {
 } ;
 
 INSERT { ?patient nkg:previousIvigResponder true }
-WHERE { ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:responded true . }
+WHERE { ?course nkg:responded true ; a nkg:IvigCourse ; nkg:subject ?patient . }

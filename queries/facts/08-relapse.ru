@@ -18,7 +18,7 @@ PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 INSERT { ?patient nkg:latestResponseDay ?latest }
 WHERE {
   SELECT ?patient (MAX(?day) AS ?latest)
-  WHERE { ?course nkg:subject ?patient ; nkg:responded true ; nkg:responseDay ?day . }
+  WHERE { ?course nkg:responded true ; nkg:subject ?patient ; nkg:responseDay ?day . }
   GROUP BY ?patient
 } ;
 
@@ -37,7 +37,7 @@ WHERE {
 
 INSERT { ?patient nkg:relapse true ; nkg:relapseEvidenceDay ?evidenceDay }
 WHERE {
-  ?condition a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ; nkg:clinicalStatus ?status .
+  ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis .
   ?diagnosis a ?class .
   VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
   FILTER(STR(?status) IN ("relapse", "recurrence"))
@@ -57,7 +57,7 @@ INSERT { ?patient nkg:relapseDay ?latest }
 WHERE {
   SELECT ?patient (MAX(?recorded) AS ?latest)
   WHERE {
-    ?condition a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ; nkg:clinicalStatus ?status ;
+    ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ;
                nkg:recordedDay ?recorded .
     ?diagnosis a ?class .
     VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
@@ -73,7 +73,7 @@ WHERE {
   WHERE {
     ?patient nkg:relapse true .
     FILTER NOT EXISTS { ?patient nkg:relapseDay ?known }
-    ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end .
+    ?course nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:endDay ?end .
   }
   GROUP BY ?patient
 } ;

@@ -42,14 +42,14 @@ WHERE {
 } ;
 
 INSERT { ?patient nkg:onFirstLineAgent true }
-WHERE { ?use nkg:subject ?patient ; nkg:current true ; nkg:drug ?drug . ?drug a nkg:FirstLineAgent . } ;
+WHERE { ?use nkg:current true ; nkg:subject ?patient ; nkg:drug ?drug . ?drug a nkg:FirstLineAgent . } ;
 
 INSERT { ?patient nkg:hadAdequateTrial true ; nkg:optimizedPharmacotherapy true }
-WHERE { ?use nkg:subject ?patient ; nkg:adequateTrial true . } ;
+WHERE { ?use nkg:adequateTrial true ; nkg:subject ?patient . } ;
 
 INSERT { ?patient nkg:onCombination true }
 WHERE {
-  ?first nkg:subject ?patient ; nkg:current true ; nkg:drug ?drug1 .
+  ?first nkg:current true ; nkg:subject ?patient ; nkg:drug ?drug1 .
   ?second nkg:subject ?patient ; nkg:current true ; nkg:drug ?drug2 .
   ?drug1 a ?class1 . ?class1 rdfs:subClassOf nkg:NeuropathicPainAgent .
   ?drug2 a ?class2 . ?class2 rdfs:subClassOf nkg:NeuropathicPainAgent .

@@ -32,7 +32,7 @@ WHERE {
 INSERT { ?patient nkg:ivigRepeated true ; nkg:lastCourseEndDay ?lastEnd }
 WHERE {
   SELECT ?patient (MAX(?end) AS ?lastEnd)
-  WHERE { ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status "given" ; nkg:endDay ?end . }
+  WHERE { ?course nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:endDay ?end . }
   GROUP BY ?patient
   HAVING (COUNT(DISTINCT ?course) >= 2)
 } ;
