@@ -22,7 +22,8 @@ from conftest import ROOT
 from neuropathy_kg import endpoint, guideline
 from neuropathy_kg.cli import main
 from neuropathy_kg.load import read_patients
-from neuropathy_kg.pipeline import derive, python_value
+from neuropathy_kg.engine import python_value
+from neuropathy_kg.pipeline import derive
 
 import datetime as dt
 

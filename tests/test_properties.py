@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from conftest import ROOT
 from neuropathy_kg import NKG, guideline
 from neuropathy_kg.load import Patient
-from neuropathy_kg.pipeline import derive, python_value, recommend_chunk
+from neuropathy_kg.engine import python_value
+from neuropathy_kg.pipeline import derive, recommend_chunk
 
 AS_OF = dt.date(2026, 11, 24)
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,20 +9,27 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import re
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .load import MEGABYTE, InputError, Patient, _read_bytes, expand_paths, one_line, read_document, sniff_format
 
-#: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory.
-BUCKET_BYTES = 1_000_000
+#: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory. A
+#: bucket is also one unit of work for a worker process, and each unit pays a fixed cost (an Oxigraph
+#: store with the ontology, every query planned once), so buckets are large; an export is still cut
+#: into at least MIN_BUCKETS buckets (where each keeps MIN_BUCKET_BYTES) so that the last ones do not
+#: leave cores idle. The count depends on the export's size only, never on --jobs: the output order
+#: (by bucket, then patient id) is the same whatever the number of workers.
+BUCKET_BYTES = 4_000_000
 MAX_BUCKETS = 256
+MIN_BUCKETS = 8
+MIN_BUCKET_BYTES = 250_000
 #: The longest NDJSON line (one resource) read; a longer one is reported and skipped, never held whole.
 MAX_LINE_BYTES = 64 * MEGABYTE
 PATIENT_REFERENCE = re.compile(rb'"(?:subject|patient)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"]+)"')
@@ -144,15 +151,26 @@ def _chunked(patients: list[Patient], size: int) -> Iterator[Batch]:
         yield Batch(patients[start:start + size], [])
 
 
-def _patient_key(line: bytes) -> str | None:
-    """The patient a resource line belongs to, cheaply: a Patient's id, else its subject/patient reference."""
-    if re.search(rb'"resourceType"\s*:\s*"Patient"', line):
-        match = re.search(rb'"id"\s*:\s*"([^"]+)"', line)
-        return match.group(1).decode() if match else None
+PATIENT_TYPE = re.compile(rb'"resourceType"\s*:\s*"Patient"')
+RESOURCE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+
+
+def _patient_key(line: bytes) -> bytes | None:
+    """The patient a resource line belongs to, cheaply: a Patient's id, else its subject/patient reference
+    (the id part). The quoted word "Patient" alone appears in a Patient's resourceType, rarely elsewhere."""
+    if b'"Patient"' in line and PATIENT_TYPE.search(line):
+        match = RESOURCE_ID.search(line)
+        return match.group(1) if match else None
     match = PATIENT_REFERENCE.search(line)
     if not match:
         return None
-    return match.group(1).decode().rsplit("/", 1)[-1]
+    return match.group(1).rsplit(b"/", 1)[-1]
+
+
+def bucket_count(total_bytes: int) -> int:
+    """How many buckets an NDJSON export of ``total_bytes`` is spooled into."""
+    wanted = max(total_bytes // BUCKET_BYTES + 1, min(MIN_BUCKETS, total_bytes // MIN_BUCKET_BYTES + 1))
+    return max(1, min(MAX_BUCKETS, wanted))
 
 
 def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit | InputError]:
@@ -160,7 +178,7 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
     from . import fhir
 
     total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
-    count = max(1, min(MAX_BUCKETS, total // BUCKET_BYTES + 1))
+    count = bucket_count(total)
     names = ", ".join(sorted({name for name, _item in files}))
     sources = tuple(name for name, _item in files)
     buckets = [open(folder / f"{k}.ndjson", "wb") for k in range(count)]
@@ -185,7 +203,7 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
                             continue
                         shared.write(located)
                         continue
-                    index = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % count
+                    index = zlib.crc32(key) % count  # stable across runs and processes, unlike hash()
                     buckets[index].write(located)
         finally:
             for handle in buckets:
@@ -217,18 +235,20 @@ def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError]]:
 
 
 def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]) -> tuple[list[dict], list[PatientFailure]]:
-    """``work`` over a chunk; where the chunk fails, over each patient alone, so that one patient whose
-    data breaks a step is reported by itself and the others' results stand."""
+    """``work`` over a chunk; where the chunk fails, over each half again (down to single patients), so
+    that one patient whose data breaks a step is reported by itself, the others' results stand, and a
+    chunk of n patients with one such patient costs about 2 log2(n) retries, not n."""
     try:
         return work(patients), []
     except StopRun:
         raise
-    except Exception as error:  # noqa: BLE001 - reported for the patient, or retried patient by patient
+    except Exception as error:  # noqa: BLE001 - reported for the patient, or retried half by half
         if len(patients) == 1:
             return [], [PatientFailure(patients[0].source, f"patient {patients[0].id}: could not be processed ({one_line(error)})")]
     results, failures = [], []
-    for patient in patients:
-        done, failed = isolate(work, [patient])
+    middle = len(patients) // 2
+    for half in (patients[:middle], patients[middle:]):
+        done, failed = isolate(work, half)
         results.extend(done)
         failures.extend(failed)
     return results, failures

@@ -272,7 +272,8 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
           timeout: float, output: Path | None) -> None:
     """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS,
     or over a remote endpoint."""
-    from .pipeline import derive, python_value
+    from .engine import python_value
+    from .pipeline import derive
 
     text = _query_text(query)
     errors = []

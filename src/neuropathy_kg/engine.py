@@ -7,14 +7,17 @@ every query in ``queries/``; ``tests/test_engines.py`` checks that. Terms come b
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pyoxigraph as ox
 import rdflib
+from rdflib.namespace import XSD
 from rdflib.plugins.sparql.algebra import translateQuery, translateUpdate
 from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.processor import SPARQLProcessor, SPARQLUpdateProcessor
 from rdflib.term import Identifier
+
+from . import NKG
 
 ENGINES = ("oxigraph", "rdflib")
 
@@ -23,7 +26,52 @@ class Store(Protocol):
     def add_ntriples(self, data: bytes) -> None: ...
     def update(self, sparql: str) -> None: ...
     def select(self, sparql: str) -> list[dict[str, Identifier]]: ...
+    def select_terms(self, sparql: str) -> list[dict[str, "Term"]]: ...
     def to_graph(self) -> rdflib.Graph: ...
+
+
+# ---------------------------------------------------------------- result values as the pipeline reads them
+
+NKG_IRI = str(NKG)
+NUMERIC_DATATYPES = frozenset(map(rdflib.URIRef, (
+    XSD.double, XSD.float, XSD.decimal, XSD.integer, XSD.int, XSD.long)))
+BOOLEAN = XSD.boolean  # looked up once: rdflib namespace attributes are slow on a hot path
+
+
+def local_name(iri) -> str:
+    text = str(iri)
+    if text.startswith(NKG_IRI):
+        return text[len(NKG_IRI):]
+    return text.rsplit("/", 1)[-1]
+
+
+def python_value(term) -> object:
+    """A JSON-ready value of an rdflib term: IRIs by local name, numbers as int where whole (else rounded
+    float), booleans as bool, dates and strings as their text."""
+    if isinstance(term, rdflib.URIRef):
+        return local_name(term)
+    if isinstance(term, rdflib.Literal):
+        if term.datatype in NUMERIC_DATATYPES:
+            number = float(term.toPython())
+            return int(number) if number.is_integer() else round(number, 2)
+        if term.datatype == BOOLEAN:
+            return term.toPython() is True
+        return str(term)
+    return str(term)
+
+
+class Term(NamedTuple):
+    """One value of a query result as the pipeline reads it: its text (the IRI, or the literal as rdflib
+    writes it), whether it is an IRI, and its JSON value (python_value). Both engines make them from the
+    same rdflib term, so that their JSON cannot differ."""
+
+    text: str
+    iri: bool
+    value: object
+
+    @classmethod
+    def of(cls, term: Identifier) -> "Term":
+        return cls(str(term), isinstance(term, rdflib.URIRef), python_value(term))
 
 
 # ---------------------------------------------------------------- rdflib: parse each query text once
@@ -88,6 +136,9 @@ class RdflibStore:
         names = [str(v) for v in result.vars]
         return [{n: row[i] for i, n in enumerate(names) if row[i] is not None} for row in result]
 
+    def select_terms(self, sparql: str) -> list[dict[str, Term]]:
+        return [{name: Term.of(term) for name, term in row.items()} for row in self.select(sparql)]
+
     def to_graph(self) -> rdflib.Graph:
         return self.graph
 
@@ -113,6 +164,21 @@ def _to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Identifier:
     return _literal(term.value, term.datatype.value, term.language)
 
 
+#: Oxigraph term -> Term. Keyed by the Oxigraph term itself (hashed in Rust): a population's results
+#: repeat the same few thousand terms, and building each anew was most of the Python time per row.
+_TERMS: dict = {}
+_TERMS_LIMIT = 200_000
+
+
+def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Term:
+    found = _TERMS.get(term)
+    if found is None:
+        if len(_TERMS) >= _TERMS_LIMIT:  # bounded: free text and measurements make new terms forever
+            _TERMS.clear()
+        found = _TERMS[term] = Term.of(_to_rdflib(term))
+    return found
+
+
 class OxigraphStore:
     """Oxigraph, in memory: fast joins, the default engine."""
 
@@ -120,7 +186,10 @@ class OxigraphStore:
         self.store = ox.Store()
 
     def add_ntriples(self, data: bytes) -> None:
-        self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES)
+        # lenient: IRIs are not validated again. Every N-Triples text loaded here was written by this
+        # package (the FHIR reader percent-encodes what it puts in IRIs) or serialised by rdflib from a
+        # graph it parsed; validating them again was a twentieth of a population run.
+        self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=True)
 
     def update(self, sparql: str) -> None:
         self.store.update(sparql)
@@ -129,6 +198,12 @@ class OxigraphStore:
         result = self.store.query(sparql)
         names = [v.value for v in result.variables]
         return [{name: _to_rdflib(term) for name, term in zip(names, solution) if term is not None}
+                for solution in result]
+
+    def select_terms(self, sparql: str) -> list[dict[str, Term]]:
+        result = self.store.query(sparql)
+        names = [v.value for v in result.variables]
+        return [{name: _term(term) for name, term in zip(names, solution) if term is not None}
                 for solution in result]
 
     def to_graph(self) -> rdflib.Graph:

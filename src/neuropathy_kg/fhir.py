@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
+import orjson
 import rdflib
 from rdflib import RDF, XSD, URIRef
 from rdflib.namespace import SKOS
@@ -542,10 +543,20 @@ def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
 
 # ---------------------------------------------------------------- entry point
 
+def parse_json(data: bytes):
+    """JSON text as Python values: orjson, several times faster, and where orjson refuses a text (NaN,
+    integers over 64 bits, lone surrogates, other encodings, deep nesting) the standard library, so that
+    what is accepted, and every error message, stays the standard library's."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def ndjson_resource(where: str, line: bytes) -> dict:
     """One NDJSON line as a FHIR resource; an InputError naming its file and line where it is not one."""
     try:
-        resource = json.loads(line)
+        resource = parse_json(line)
     except (ValueError, RecursionError) as error:
         raise InputError(where, f"not valid JSON ({one_line(error)})") from None
     if not isinstance(resource, dict) or "resourceType" not in resource:
@@ -602,7 +613,7 @@ def _resources(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | 
                 problems.append(error)
         return found, problems
     try:
-        document = json.loads(data)
+        document = parse_json(data)
     except (ValueError, RecursionError) as error:
         raise InputError(name, f"not valid JSON ({one_line(error)})") from None
     if not isinstance(document, dict) or "resourceType" not in document:

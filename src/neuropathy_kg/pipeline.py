@@ -17,14 +17,16 @@ from typing import Iterable, Iterator
 import pyshacl
 import rdflib
 from rdflib import Literal, URIRef
-from rdflib.namespace import RDF, SH, XSD
+from rdflib.namespace import RDF, SH
 
 from . import NKG, guideline
-from .engine import Store, new_store
+from .engine import Store, Term, local_name, new_store
 from .load import Patient, assessment_ntriples
 
-#: How many patients share one store. rdflib's engine slows down sharply with graph size.
-CHUNK_SIZE = {"oxigraph": 200, "rdflib": 1}
+#: How many patients share one store. Oxigraph: every query is linear in the chunk, and each chunk pays
+#: a fixed cost (about 20 ms: the ontology loaded, each query planned), so chunks are large. rdflib's
+#: engine slows down sharply with graph size: one patient at a time.
+CHUNK_SIZE = {"oxigraph": 1000, "rdflib": 1}
 
 DOSE_FIELDS = (
     "dailyAmount", "days", "totalAmount", "startDailyAmount", "targetDailyAmount", "minDailyAmount", "maxDailyAmount",
@@ -52,24 +54,6 @@ def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph"
     return store
 
 
-NUMERIC_DATATYPES = frozenset((XSD.double, XSD.float, XSD.decimal, XSD.integer, XSD.int, XSD.long))
-BOOLEAN = XSD.boolean  # looked up once: rdflib namespace attributes are slow on a hot path
-
-
-def python_value(term) -> object:
-    """A JSON-ready value: numbers as int where whole (else rounded float), dates as ISO strings."""
-    if isinstance(term, URIRef):
-        return local_name(term)
-    if isinstance(term, Literal):
-        if term.datatype in NUMERIC_DATATYPES:
-            number = float(term.toPython())
-            return int(number) if number.is_integer() else round(number, 2)
-        if term.datatype == BOOLEAN:
-            return term.toPython() is True
-        return str(term)
-    return str(term)
-
-
 def date_of_day_number(day: int) -> dt.date:
     """The date of a Julian day number, as queries/facts/01-day-numbers.ru computes them."""
     return dt.date.fromordinal(day - JULIAN_DAY_OF_ORDINAL_ZERO)
@@ -77,13 +61,6 @@ def date_of_day_number(day: int) -> dt.date:
 
 #: date.toordinal() counts from 0001-01-01 = 1; that day's Julian day number is 1721426.
 JULIAN_DAY_OF_ORDINAL_ZERO = 1721425
-
-
-def local_name(iri) -> str:
-    text = str(iri)
-    if text.startswith(str(NKG)):
-        return text[len(str(NKG)):]
-    return text.rsplit("/", 1)[-1]
 
 
 # ---------------------------------------------------------------- recommend
@@ -126,49 +103,54 @@ def recommend_document(as_of: dt.date, results: list[dict]) -> dict:
 
 
 def _recommend_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
-    facts = _rows_by_patient(store.select(guideline.report_query("patient-facts")))
-    missing = _rows_by_patient(store.select(guideline.report_query("missing-data")))
+    facts = _rows_by_patient(store.select_terms(guideline.report_query("patient-facts")))
+    missing = _rows_by_patient(store.select_terms(guideline.report_query("missing-data")))
     actions: dict[str, list[dict]] = defaultdict(list)
     for _name, query in guideline.action_queries():
-        for row in store.select(query):
-            actions[str(row["patient"])].append(row)
+        for row in store.select_terms(query):
+            actions[row["patient"].text].append(row)
     return [
         _patient_result(p, facts.get(str(p.iri), [{}])[0], actions.get(str(p.iri), []), missing.get(str(p.iri), []))
         for p in chunk
     ]
 
 
-def _rows_by_patient(rows: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = defaultdict(list)
+def _rows_by_patient(rows: list[dict[str, Term]]) -> dict[str, list[dict[str, Term]]]:
+    grouped: dict[str, list[dict[str, Term]]] = defaultdict(list)
     for row in rows:
-        grouped[str(row["patient"])].append(row)
+        grouped[row["patient"].text].append(row)
     return grouped
 
 
-def _flag(row: dict, name: str) -> bool:
-    return name in row and python_value(row[name]) is True
+def _flag(row: dict[str, Term], name: str) -> bool:
+    return name in row and row[name].value is True
 
 
-def _patient_result(patient: Patient, facts: dict, action_rows: list[dict], missing_rows: list[dict]) -> dict:
+def _value(row: dict[str, Term], name: str) -> object:
+    return row[name].value if name in row else None
+
+
+def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[dict[str, Term]],
+                    missing_rows: list[dict[str, Term]]) -> dict:
     in_scope = _flag(facts, "inScope")
     eligible = _flag(facts, "eligible")
     crcl = None
     if "creatinineClearance" in facts:
         crcl = {
-            "value": python_value(facts["creatinineClearance"]),
+            "value": facts["creatinineClearance"].value,
             "unit": "mL/min",
-            "method": python_value(facts["clearanceMethod"]),
+            "method": facts["clearanceMethod"].value,
         }
     fact_json = {
         "creatinineClearance": crcl,
-        "renalBand": python_value(facts["renalBand"]) if "renalBand" in facts else None,
+        "renalBand": _value(facts, "renalBand"),
         "previousIvigResponder": _flag(facts, "previousIvigResponder"),
         "relapse": _flag(facts, "relapse"),
-        "relapseDate": python_value(facts["relapseDate"]) if "relapseDate" in facts else None,
+        "relapseDate": _value(facts, "relapseDate"),
         "deceased": _flag(facts, "deceased"),
-        "ageYears": python_value(facts["ageYears"]) if "ageYears" in facts else None,
-        "weightKg": python_value(facts["weightKg"]) if "weightKg" in facts else None,
-        "painScore": python_value(facts["painScore"]) if "painScore" in facts else None,
+        "ageYears": _value(facts, "ageYears"),
+        "weightKg": _value(facts, "weightKg"),
+        "painScore": _value(facts, "painScore"),
         "ivigTolerated": _flag(facts, "ivigTolerated"),
         "onFirstLineAgent": _flag(facts, "onFirstLineAgent"),
         "optimizedPharmacotherapy": _flag(facts, "optimizedPharmacotherapy"),
@@ -182,11 +164,11 @@ def _patient_result(patient: Patient, facts: dict, action_rows: list[dict], miss
     needed: dict[str, set[str]] = defaultdict(set)
     if eligible:
         for row in missing_rows:
-            needed[local_name(row["finding"])].add(local_name(row["neededFor"]))
+            needed[row["finding"].value].add(row["neededFor"].value)
     return {
         "patient": patient.id,
         "inScope": in_scope,
-        "phenotype": python_value(facts["phenotype"]) if "phenotype" in facts else None,
+        "phenotype": _value(facts, "phenotype"),
         "facts": fact_json,
         "actions": actions,
         "missingData": [{"id": k, "neededFor": sorted(v)} for k, v in sorted(needed.items())],
@@ -202,10 +184,10 @@ def _dedupe(actions: list[dict]) -> list[dict]:
     return unique
 
 
-def _action_json(row: dict) -> dict:
-    action_id = local_name(row["action"])
+def _action_json(row: dict[str, Term]) -> dict:
+    action_id = row["action"].value
     entry = guideline.catalogue()[action_id]
-    values = {name: python_value(term) for name, term in row.items()}
+    values = {name: term.value for name, term in row.items()}
     out: dict = {
         "id": action_id,
         "iri": entry.iri,
@@ -290,11 +272,11 @@ def compiled_shapes() -> tuple[CompiledShape, ...]:
     return tuple(compiled)
 
 
-def _sparql_message(template: str, bindings: dict) -> str:
-    """sh:message with {?var} / {$var} replaced as pySHACL does (str() of each bound term)."""
-    for name, term in bindings.items():
+def _sparql_message(template: str, bindings: dict[str, str]) -> str:
+    """sh:message with {?var} / {$var} replaced as pySHACL does (the text of each bound term)."""
+    for name, text in bindings.items():
         # A function, not a replacement string: patient text such as "mg\\1" is not a regex template.
-        template = re.sub("{{[?$]{}}}".format(name), lambda _match, text=str(term): text, template)
+        template = re.sub("{{[?$]{}}}".format(name), lambda _match, text=text: text, template)
     return template
 
 
@@ -302,22 +284,22 @@ def _validate_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
     by_patient: dict[str, list[dict]] = defaultdict(list)
     for shape in compiled_shapes():
         entry = guideline.catalogue().get(shape.entry)
-        for row in store.select(shape.query):
+        for row in store.select_terms(shape.query):
             focus = row["this"]
             value = row.get("value", focus)
-            bindings = {k: v for k, v in row.items() if k not in ("this", "value")}
-            bindings.update({"this": focus, "value": value})
+            bindings = {k: v.text for k, v in row.items() if k not in ("this", "value")}
+            bindings.update({"this": focus.text, "value": value.text})
             finding = {
                 "id": shape.entry,
                 "severity": shape.severity,
                 "message": _sparql_message(shape.message, bindings),
-                "focus": str(focus),
+                "focus": focus.text,
                 "shape": shape.shape,
                 "citations": list(entry.citations) if entry else [],
             }
-            if isinstance(value, URIRef) and value != focus:
-                finding["value"] = str(value)
-            by_patient[str(focus)].append(finding)
+            if value.iri and value.text != focus.text:
+                finding["value"] = value.text
+            by_patient[focus.text].append(finding)
     results = []
     for patient in chunk:  # the shapes' target: rows whose focus is not a patient of the chunk are dropped
         findings = _sorted_unique(by_patient.get(str(patient.iri), []))
