@@ -9,7 +9,6 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import re
 import tempfile
@@ -18,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .load import MEGABYTE, InputError, Patient, _read_bytes, expand_paths, one_line, read_document, sniff_format
+import orjson
+
+from .load import MEGABYTE, InputError, Patient, _read_bytes, chunks, expand_paths, one_line, read_document, sniff_format
 
 #: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory. A
 #: bucket is also one unit of work for a worker process, and each unit pays a fixed cost (an Oxigraph
@@ -104,11 +105,11 @@ def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
         return
     if problems:
         yield Batch([], problems)
-    yield from _chunked(found, size)
+    yield from (Batch(chunk, []) for chunk in chunks(found, size))
 
 
 def batches(paths: Iterable[str], size: int) -> Iterator[Batch]:
-    """Chunks of at most ``size`` patients, in input order (NDJSON exports: by bucket, then patient id)."""
+    """Chunks of about ``size`` patients (load.chunks), in input order (NDJSON exports: by bucket, then patient id)."""
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
         for unit in units(paths, Path(spool)):
             if isinstance(unit, InputError):
@@ -144,11 +145,6 @@ def _lines(item: Path | bytes) -> Iterator[bytes | None]:
                 yield None
                 continue
             yield line.rstrip(b"\r\n")
-
-
-def _chunked(patients: list[Patient], size: int) -> Iterator[Batch]:
-    for start in range(0, len(patients), size):
-        yield Batch(patients[start:start + size], [])
 
 
 PATIENT_TYPE = re.compile(rb'"resourceType"\s*:\s*"Patient"')
@@ -289,9 +285,10 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
 
 def as_json_lines(work: Callable[[list[Patient]], list[dict]]) -> Callable[[list[Patient]], list[tuple[bool, str]]]:
     """``work`` whose results are (conforms, JSON line) pairs, encoded in the worker that ran it, so that
-    the parent process only writes text (returning dicts cost it a fifth of a run in unpickling)."""
+    the parent process only writes text (returning dicts cost it a fifth of a run in unpickling). Lines
+    are compact JSON written by orjson (UTF-8 as is, like ensure_ascii=False; 5x the standard library)."""
     def encoded(patients: list[Patient]) -> list[tuple[bool, str]]:
-        return [(r.get("conforms", True), json.dumps(r, ensure_ascii=False) + "\n") for r in work(patients)]
+        return [(r.get("conforms", True), orjson.dumps(r).decode() + "\n") for r in work(patients)]
     return encoded
 
 

@@ -97,6 +97,10 @@ def vocabulary() -> Vocabulary:
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 # Looked up once: rdflib's namespace attributes build a new URIRef on every access (about 1 us each).
 RDF_TYPE = RDF.type
+SUBJECT = NKG.subject
+#: Resource ids made only of these characters go into IRIs as they are (FHIR ids: [A-Za-z0-9.-]); others
+#: are percent-encoded.
+IRI_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 XSD_DATE, XSD_INTEGER, XSD_DECIMAL, XSD_BOOLEAN = XSD.date, XSD.integer, XSD.decimal, XSD.boolean
 TRUE = f'"true"^^<{XSD_BOOLEAN}>'
 
@@ -169,11 +173,18 @@ def _code(concept: dict | None) -> str | None:
     return str(codings[0].get("code")) if codings and codings[0].get("code") else None
 
 
+def _concept_key(concept) -> bytes | str:
+    """A CodeableConcept as a cache key: its JSON (orjson, compact), or its repr where orjson cannot write it."""
+    try:
+        return orjson.dumps(concept)
+    except TypeError:  # an integer over 64 bits, which the standard library's parser accepts
+        return repr(concept)
+
+
 def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
     """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text.
-    Exports repeat the same codings thousands of times, so answers are remembered per distinct coding."""
-    key = (tuple((str(c.get("system")), str(c.get("code")), str(c.get("display", ""))) for c in _codings(concept)),
-           str((concept or {}).get("text", "")), allowed)
+    Exports repeat the same codings thousands of times, so answers are remembered per distinct concept."""
+    key = (_concept_key(concept), allowed)
     if key not in _RECOGNISED:
         if len(_RECOGNISED) >= _RECOGNISED_LIMIT:  # bounded: free text can make every key new
             _RECOGNISED.clear()
@@ -266,15 +277,21 @@ class _Converter:
             self.add(iri, NKG.patientId, _string(pid))
         return iri
 
-    def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> URIRef:
+    def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> str:
+        """A record's IRI (a plain string: no rdflib term is needed, and making one validates it), typed and
+        linked to its patient."""
         ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
-        iri = URIRef(f"{BASE}{resource.get('resourceType')}/{quote(str(ident), safe='')}{suffix}")
+        ident = str(ident)
+        if not IRI_SAFE.fullmatch(ident):
+            ident = quote(ident, safe="")
+        iri = f"{BASE}{resource.get('resourceType')}/{ident}{suffix}"
         self.owner[iri] = patient
-        self.add(iri, RDF_TYPE, _iri(cls))
-        self.add(iri, NKG.subject, _iri(patient))
+        lines = self.lines[patient]
+        lines[f"<{iri}> <{RDF_TYPE}> <{cls}> .\n"] = None
+        lines[f"<{iri}> <{SUBJECT}> <{patient}> .\n"] = None
         return iri
 
-    def add(self, subject: URIRef, predicate: URIRef, term: str | None) -> None:
+    def add(self, subject: str, predicate: str, term: str | None) -> None:
         """One triple in the owning patient's data; ``term`` is an N-Triples term (None: nothing to say)."""
         if term is not None:
             self.lines[self.owner[subject]][f"<{subject}> <{predicate}> {term} .\n"] = None

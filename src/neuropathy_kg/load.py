@@ -84,6 +84,14 @@ class Patient:
         self._ntriples = None
 
 
+def chunks(items: list, size: int) -> Iterator[list]:
+    """``items`` in consecutive chunks of about ``size`` (balanced, at most 1.5 x size), so that no small
+    remainder pays a chunk's fixed cost alone: 1,100 patients are one chunk of 1,100, not 1,000 and 100."""
+    count = max(1, round(len(items) / size)) if items else 0
+    for k in range(count):
+        yield items[k * len(items) // count:(k + 1) * len(items) // count]
+
+
 def expand_paths(paths: Iterable[str]) -> Iterator[str | Path]:
     """Files in the order given; folders recursively, sorted; '-' for standard input."""
     for raw in paths:

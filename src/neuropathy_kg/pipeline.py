@@ -12,7 +12,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import pyshacl
 import rdflib
@@ -21,7 +21,7 @@ from rdflib.namespace import RDF, SH
 
 from . import NKG, guideline
 from .engine import Store, Term, local_name, new_store
-from .load import Patient, assessment_ntriples
+from .load import Patient, assessment_ntriples, chunks
 
 #: How many patients share one store. Oxigraph: every query is linear in the chunk, and each chunk pays
 #: a fixed cost (about 20 ms: the ontology loaded, each query planned), so chunks are large. rdflib's
@@ -37,11 +37,6 @@ ACTION_GROUPS = {
     "measures": {"painScore": "painScore", "mrc": "mrc", "walkingDistance": "walkingDistanceM"},
 }
 SEVERITY_RANK = {"violation": 0, "warning": 1, "info": 2}
-
-
-def chunks(items: list[Patient], size: int) -> Iterator[list[Patient]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph") -> Store:
