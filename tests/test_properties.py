@@ -131,3 +131,26 @@ def test_repeat_ivig_dose_is_0_4_g_per_kg_for_5_days_in_kg_or_pounds(weight):
         assert abs(dose["dailyAmount"] - round(0.4 * weight, 1)) <= 0.1 + 1e-9
         assert abs(dose["totalAmount"] - dose["dailyAmount"] * 5) <= 1e-6
     assert abs(doses[0]["dailyAmount"] - doses[1]["dailyAmount"]) <= 0.1 + 1e-9
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(start=st.dates(min_value=dt.date(1800, 1, 1), max_value=dt.date(2200, 12, 31)))
+@example(start=dt.date(2000, 2, 1))  # a leap day of a century year
+@example(start=dt.date(1900, 2, 1))  # a century year without one
+def test_day_numbers_are_julian_day_numbers_on_both_engines(start):
+    """queries/facts/01-day-numbers.ru divides in xsd:double and casts each floor back to an integer; every
+    date's number must be the Julian day number (date.toordinal() + 1721425), an xsd:integer, on Oxigraph
+    and on rdflib. Each example checks 60 consecutive days (month, year and leap-day boundaries)."""
+    from neuropathy_kg.engine import new_store
+
+    days = [start + dt.timedelta(days=k) for k in range(60)]
+    data = "".join(f'<urn:r:{k}> <{NKG.date}> "{day.isoformat()}"^^<http://www.w3.org/2001/XMLSchema#date> .\n'
+                   for k, day in enumerate(days)).encode()
+    expected = {str(k): (day.toordinal() + 1721425, "http://www.w3.org/2001/XMLSchema#integer") for k, day in enumerate(days)}
+    (_name, update), = [(n, u) for n, u in guideline.fact_updates() if n == "01-day-numbers"]
+    for engine in ("oxigraph", "rdflib"):
+        store = new_store(engine)
+        store.add_ntriples(data)
+        store.update(update)
+        found = store.select(f"SELECT ?r ?n WHERE {{ ?r <{NKG.day}> ?n }}")
+        assert {str(row["r"]).rsplit(":", 1)[-1]: (int(row["n"]), str(row["n"].datatype)) for row in found} == expected, engine

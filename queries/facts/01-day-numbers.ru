@@ -3,7 +3,9 @@
 # Serves: every time rule (subtherapeutic-pregabalin's 7 days, the IVIG response window, the
 #   HbA1c and monofilament look-backs, adequate trials).
 # Why day numbers: date - date and comparisons of computed dates differ between rdflib and Oxigraph
-#   (see docs/engine-notes.md); integers compare alike everywhere. A malformed date gets no day
+#   (see docs/engine-notes.md); integers compare alike everywhere. The integer divisions are made in
+#   xsd:double and each floor cast back to xsd:integer: exact for every date (tests/test_properties.py),
+#   and Oxigraph divides xsd:decimal in 128-bit arithmetic, a tenth of a population run's fact stage. A malformed date gets no day
 #   number (and a data-malformed-date finding from shapes/data/). A record date before the patient's birth
 #   date cannot be true: its day number is withdrawn and the record marked nkg:datedBeforeBirth (reported
 #   by shapes/data/data-date-before-birth.ttl), so that no rule counts from it.
@@ -18,11 +20,11 @@ WHERE {
   }
   ?record ?dateProperty ?date .
   FILTER(DATATYPE(?date) = xsd:date)
-  BIND(FLOOR((14 - MONTH(?date)) / 12) AS ?a)
+  BIND(IF(MONTH(?date) <= 2, 1, 0) AS ?a)
   BIND(YEAR(?date) + 4800 - ?a AS ?y)
   BIND(MONTH(?date) + 12 * ?a - 3 AS ?m)
-  BIND(xsd:integer(DAY(?date) + FLOOR((153 * ?m + 2) / 5) + 365 * ?y + FLOOR(?y / 4)
-                   - FLOOR(?y / 100) + FLOOR(?y / 400) - 32045) AS ?dayNumber)
+  BIND(xsd:integer(DAY(?date) + xsd:integer(FLOOR((153 * ?m + 2) / 5e0)) + 365 * ?y + xsd:integer(FLOOR(?y / 4e0))
+                   - xsd:integer(FLOOR(?y / 100e0)) + xsd:integer(FLOOR(?y / 400e0)) - 32045) AS ?dayNumber)
 } ;
 
 DELETE { ?record ?dayProperty ?day }

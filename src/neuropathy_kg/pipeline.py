@@ -180,6 +180,26 @@ def _dedupe(actions: list[dict]) -> list[dict]:
 
 
 def _action_json(row: dict[str, Term]) -> dict:
+    """The JSON of one action row. It depends on the row's values, and on whose row it is only where the
+    action's rationale template names the patient; a population repeats the same rows many times, so each
+    distinct one is made once."""
+    personal = "{patient}" in guideline.catalogue()[row["action"].value].rationale
+    key = tuple(item for item in row.items() if personal or item[0] != "patient")
+    made = _ACTIONS_MADE.get(key)
+    if made is None:
+        if len(_ACTIONS_MADE) >= _ACTIONS_MADE_LIMIT:
+            _ACTIONS_MADE.clear()
+        made = _ACTIONS_MADE[key] = _make_action_json(row)
+    # A copy two levels deep (the action, its dose, target, measures and citations), so that a caller
+    # that changes its result cannot change another patient's.
+    return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in made.items()}
+
+
+_ACTIONS_MADE: dict[tuple, dict] = {}
+_ACTIONS_MADE_LIMIT = 100_000
+
+
+def _make_action_json(row: dict[str, Term]) -> dict:
     action_id = row["action"].value
     entry = guideline.catalogue()[action_id]
     values = {name: term.value for name, term in row.items()}
