@@ -10,7 +10,7 @@ PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 
 INSERT { ?obs nkg:normalValue ?normal }
 WHERE {
-  ?obs nkg:code ?kind ; nkg:value ?raw ; nkg:day ?day .
+  ?obs nkg:value ?raw ; nkg:code ?kind ; nkg:day ?day .
   nkg:assessment nkg:assessmentDay ?today .
   FILTER(?day <= ?today)
   OPTIONAL { ?obs nkg:unit ?recordedUnit }
