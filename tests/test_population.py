@@ -84,6 +84,38 @@ def test_more_buckets_change_nothing(population, monkeypatch):
     assert {p.id: len(p.graph) for p in many} == by_id
 
 
+def test_parallel_spooling_gives_the_buckets_one_process_would(population, tmp_path, monkeypatch):
+    """A large export is spooled by every worker at once, each a contiguous part; put back together, the
+    buckets hold the same lines in the same order, and a bad line is reported with its own file and
+    line number whichever part read it."""
+    import multiprocessing
+    from pathlib import Path
+
+    folder, _patients = population
+    export = tmp_path / "export"
+    export.mkdir()
+    for path in sorted(folder.iterdir()):
+        lines = path.read_bytes().splitlines(keepends=True)
+        if path.name == "Observation.ndjson":  # a bad line three quarters of the way through a file
+            lines.insert(len(lines) * 3 // 4, b'{"resourceType": "Observation", "id": "broken"\n')
+        (export / path.name).write_bytes(b"".join(lines))
+    bad_line = (export / "Observation.ndjson").read_bytes().splitlines().index(b'{"resourceType": "Observation", "id": "broken"') + 1
+    files = [(str(path), path) for path in sorted(export.iterdir())]
+    monkeypatch.setattr(batch, "PARALLEL_SPOOL_BYTES", 0)
+
+    def spooled(mapper, parts):
+        with __import__("tempfile").TemporaryDirectory() as spool:
+            found = list(batch._spool(files, Path(spool), mapper, parts))
+            return ([str(e) for e in found if isinstance(e, batch.InputError)],
+                    [b"".join(p.read_bytes() for p in (*u.shared, *u.bucket)) for u in found if isinstance(u, batch.Unit)])
+
+    one = spooled(map, 1)
+    assert one[0] == [f"{export / 'Observation.ndjson'}:{bad_line}: not valid JSON (Expecting ',' delimiter: line 1 column 47 (char 46))"]
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        assert len(batch._segments(files, 3)) == 3
+        assert spooled(pool.map, 3) == one
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "neuropathy_kg.cli", *args], capture_output=True)
 

@@ -9,6 +9,7 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import re
 import tempfile
@@ -47,12 +48,14 @@ class Batch:
 @dataclass(frozen=True)
 class Unit:
     """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
-    bucket (its spool file, plus the lines that name no patient, which every bucket shares)."""
+    bucket (its spool files, one per spooling process, plus the lines that name no patient, which every
+    bucket shares)."""
 
     name: str
     path: Path | None = None
     data: bytes | None = None
-    shared: Path | None = None
+    bucket: tuple[Path, ...] = ()
+    shared: tuple[Path, ...] = ()
     sources: tuple[str, ...] | None = None  # a bucket's NDJSON files, which its lines name by index
 
 
@@ -65,8 +68,9 @@ class PatientFailure(InputError):
     """A patient whose data was read but could not be processed; the others in its chunk still are."""
 
 
-def units(paths: Iterable[str], spool: Path) -> Iterator[Unit | InputError]:
-    """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first."""
+def units(paths: Iterable[str], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
+    """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first (by
+    ``parts`` processes at once through ``mapper``, a Pool's map, where the export is large)."""
     try:
         sources = list(expand_paths(paths))
     except InputError as error:
@@ -89,14 +93,15 @@ def units(paths: Iterable[str], spool: Path) -> Iterator[Unit | InputError]:
         else:
             yield Unit(name=str(source), path=Path(source))
     if ndjson:
-        yield from _spool(ndjson, spool)
+        yield from _spool(ndjson, spool, mapper, parts)
 
 
 def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
     """Read and convert one unit (in whichever process runs it) into chunks of patients."""
     try:
-        if unit.shared is not None:  # an NDJSON bucket
-            found, problems = read_document(unit.name, unit.shared.read_bytes() + unit.path.read_bytes(), unit.sources)
+        if unit.bucket:  # an NDJSON bucket: the shared lines, then the bucket's, in input order
+            data = b"".join(path.read_bytes() for path in (*unit.shared, *unit.bucket))
+            found, problems = read_document(unit.name, data, unit.sources)
         else:
             name, data = (unit.name, unit.data) if unit.data is not None else _read_bytes(unit.path)
             found, problems = read_document(name, data)
@@ -132,19 +137,61 @@ def _is_ndjson_file(path: Path) -> bool:
     return sniff_format(str(path), head) == "fhir-ndjson"
 
 
-def _lines(item: Path | bytes) -> Iterator[bytes | None]:
-    """The lines of an NDJSON input; None for a line longer than MAX_LINE_BYTES (skipped unread)."""
+def _lines(item: Path | bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) of an NDJSON input, or of the lines of a file that start in [start, end) (start
+    is the start of a line); None for a line longer than MAX_LINE_BYTES (skipped unread)."""
     if isinstance(item, bytes):
-        yield from item.splitlines()
+        yield from enumerate(item.splitlines(), 1)
         return
     with open(item, "rb") as handle:  # read-only
-        while line := handle.readline(MAX_LINE_BYTES + 1):
+        number = 1
+        while handle.tell() < start:  # the lines before this segment, counted, not kept
+            block = handle.read(min(MEGABYTE, start - handle.tell()))
+            number += block.count(b"\n")
+        while (end is None or handle.tell() < end) and (line := handle.readline(MAX_LINE_BYTES + 1)):
             if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
                 while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
                     pass
-                yield None
-                continue
-            yield line.rstrip(b"\r\n")
+                yield number, None
+            else:
+                yield number, line.rstrip(b"\r\n")
+            number += 1
+
+
+def _segments(files: list[tuple[str, Path | bytes]], parts: int) -> list[list[tuple[int, int, int]]]:
+    """The export cut into ``parts`` contiguous runs of whole lines of about equal size, each a list of
+    (file index, start, end) byte ranges: spooled in parallel and put back together in order, they give
+    the buckets exactly the lines, in exactly the order, that one process would."""
+    sizes = [item.stat().st_size for _name, item in files]
+    total = sum(sizes)
+    cuts = []  # (file index, offset of a line start) where each part after the first begins
+    for k in range(1, parts):
+        target, before = total * k // parts, 0
+        for index, size in enumerate(sizes):
+            if target < before + size:
+                cuts.append((index, _line_start(files[index][1], target - before)))
+                break
+            before += size
+    bounds = [(0, 0), *sorted(set(cuts)), (len(files) - 1, sizes[-1])]
+    runs = []
+    for (first, begin), (last, finish) in zip(bounds, bounds[1:]):
+        run = [(index, begin if index == first else 0, finish if index == last else sizes[index])
+               for index in range(first, last + 1)]
+        runs.append([segment for segment in run if segment[1] < segment[2]])
+    return [run for run in runs if run]
+
+
+def _line_start(path: Path, offset: int) -> int:
+    """The offset of the first line that starts at or after ``offset`` in a file."""
+    if offset == 0:
+        return 0
+    with open(path, "rb") as handle:  # read-only
+        handle.seek(offset - 1)
+        while block := handle.read(65536):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return path.stat().st_size
 
 
 PATIENT_TYPE = re.compile(rb'"resourceType"\s*:\s*"Patient"')
@@ -169,21 +216,44 @@ def bucket_count(total_bytes: int) -> int:
     return max(1, min(MAX_BUCKETS, wanted))
 
 
-def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit | InputError]:
-    """Write NDJSON lines into buckets by patient; bad lines become errors; one Unit per bucket."""
-    from . import fhir
+#: NDJSON exports over this size are spooled by every worker process at once (each a contiguous part).
+PARALLEL_SPOOL_BYTES = 16 * MEGABYTE
 
+
+def _spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable = map,
+           parts: int = 1) -> Iterator[Unit | InputError]:
+    """Write NDJSON lines into buckets by patient; bad lines become errors; one Unit per bucket. A large
+    export on files is spooled in ``parts`` contiguous parts at once (``mapper``: a Pool's map)."""
     total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
     count = bucket_count(total)
     names = ", ".join(sorted({name for name, _item in files}))
     sources = tuple(name for name, _item in files)
-    buckets = [open(folder / f"{k}.ndjson", "wb") for k in range(count)]
-    shared_path = folder / "shared.ndjson"
+    if parts > 1 and total > PARALLEL_SPOOL_BYTES and all(isinstance(item, Path) for _name, item in files):
+        work = [(folder, count, part, [(index, *files[index], start, end) for index, start, end in run])
+                for part, run in enumerate(_segments(files, parts))]
+    else:
+        work = [(folder, count, 0, [(index, name, item, 0, None) for index, (name, item) in enumerate(files)])]
+    problems = [error for found in mapper(_spool_part, work) for error in found]
+    yield from problems
+    shared = tuple(path for part in range(len(work)) if (path := folder / f"shared.{part}.ndjson").stat().st_size)
+    for k in range(count):
+        bucket = tuple(path for part in range(len(work)) if (path := folder / f"{k}.{part}.ndjson").stat().st_size)
+        if bucket:
+            yield Unit(name=names, bucket=bucket, shared=shared, sources=sources)
+
+
+def _spool_part(task: tuple) -> list[InputError]:
+    """Spool one contiguous part of an export (in whichever process runs it) into its own bucket files
+    ``K.PART.ndjson`` and ``shared.PART.ndjson``; returns the problems met, in input order."""
+    from . import fhir
+
+    folder, count, part, segments = task
+    buckets = [open(folder / f"{k}.{part}.ndjson", "wb") for k in range(count)]
     problems: list[InputError] = []
-    with open(shared_path, "wb") as shared:
+    with open(folder / f"shared.{part}.ndjson", "wb") as shared:
         try:
-            for source, (name, item) in enumerate(files):
-                for number, line in enumerate(_lines(item), 1):
+            for source, name, item, start, end in segments:
+                for number, line in _lines(item, start, end):
                     if line is None:
                         problems.append(InputError(f"{name}:{number}", f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped"))
                         continue
@@ -204,11 +274,7 @@ def _spool(files: list[tuple[str, Path | bytes]], folder: Path) -> Iterator[Unit
         finally:
             for handle in buckets:
                 handle.close()
-    yield from problems
-    for k in range(count):
-        path = folder / f"{k}.ndjson"
-        if path.stat().st_size:
-            yield Unit(name=names, path=path, shared=shared_path, sources=sources)
+    return problems
 
 
 # ---------------------------------------------------------------- running chunks on all cores
@@ -257,19 +323,17 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
     (forked after the guideline is loaded), so reading runs on all cores too."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
+
+    def pending(found: Iterable[Unit | InputError]) -> Iterator[Unit]:
+        for unit in found:
+            if isinstance(unit, InputError):
+                on_errors([unit])
+            else:
+                yield unit
+
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
-        work_units = []
-
-        def pending() -> Iterator[Unit]:
-            for unit in units(paths, Path(spool)):
-                if isinstance(unit, InputError):
-                    on_errors([unit])
-                else:
-                    work_units.append(unit)
-                    yield unit
-
         if jobs <= 1:
-            for unit in pending():
+            for unit in pending(units(paths, Path(spool))):
                 results, errors = _run_unit(unit)
                 if errors:
                     on_errors(errors)
@@ -277,7 +341,10 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             return
         context = multiprocessing.get_context("fork")
         with context.Pool(processes=jobs) as pool:
-            for results, errors in pool.imap(_run_unit, pending()):
+            # The units are listed (NDJSON spooled, by the workers) before any is handed out: imap reads
+            # its input in the pool's own task thread, which must not wait on the pool itself.
+            listed = list(pending(units(paths, Path(spool), pool.map, jobs)))
+            for results, errors in pool.imap(_run_unit, listed):
                 if errors:
                     on_errors(errors)
                 yield results
@@ -293,7 +360,10 @@ def as_json_lines(work: Callable[[list[Patient]], list[dict]]) -> Callable[[list
 
 
 def warm_up() -> None:
-    """Parse the guideline once before forking, so that workers share it."""
+    """Parse the guideline once before forking, so that workers share it. Everything it made lives as
+    long as the process: gc.freeze() takes it out of the cyclic garbage collector's sight, so that no
+    collection walks those objects again and, in forked workers, none writes to the memory pages they
+    share with the parent (the use the gc module's documentation gives for it)."""
     from . import fhir, guideline
     from .pipeline import compiled_shapes
 
@@ -303,3 +373,5 @@ def warm_up() -> None:
     guideline.action_queries()
     compiled_shapes()
     fhir.vocabulary()
+    gc.collect()
+    gc.freeze()
