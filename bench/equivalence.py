@@ -3,7 +3,7 @@
     .venv/bin/python bench/equivalence.py --size 10000 --jobs 2
 
   fast path   what `recommend` and `validate` run (pipeline.assess_chunk): facts derived once per chunk
-              of 200 patients on Oxigraph, action queries and compiled SHACL shapes set-based over the chunk
+              of about 1,000 patients on Oxigraph (pipeline.CHUNK_SIZE), action queries and compiled SHACL shapes set-based over the chunk
   reference   each patient alone on rdflib's SPARQL engine (facts and action queries), validated by
               pySHACL (pipeline.assess with engine "rdflib")
 
@@ -82,13 +82,14 @@ def compare_chunk(patients: list) -> list[dict]:
 def compare_export(folder: Path, jobs: int, progress=None) -> dict:
     """Compare both paths over every patient of an export, on ``jobs`` worker processes."""
     from neuropathy_kg import batch
+    from neuropathy_kg.pipeline import CHUNK_SIZE
 
     batch.warm_up()
     started = time.perf_counter()
     compared, mismatches, errors = 0, [], []
     actions, findings = Counter(), Counter()
     fast_seconds = reference_seconds = 0.0
-    for rows in batch.run([str(folder)], 200, compare_chunk, jobs, on_errors=errors.extend):
+    for rows in batch.run([str(folder)], CHUNK_SIZE["oxigraph"], compare_chunk, jobs, on_errors=errors.extend):
         for row in rows:
             compared += 1
             actions.update(row["actions"])

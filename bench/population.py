@@ -4,7 +4,7 @@
 
 In one run it reports, side by side:
   fast path   batch.run over the synthetic export (bench/synthetic.py): facts derived once per chunk of
-              200 patients on Oxigraph, actions and compiled SHACL shapes set-based over the chunk,
+              about 1,000 patients on Oxigraph (pipeline.CHUNK_SIZE), actions and compiled SHACL shapes set-based over the chunk,
               on --jobs worker processes, each patient's actions and findings written as a JSON line;
               each size in a fresh process, so its peak memory is its own
   reference   each patient alone on rdflib's engine (facts, actions) and pySHACL (findings), on a sample
@@ -33,13 +33,13 @@ def run_fast(folder: Path, jobs: int) -> dict:
     """Runs in its own process: the fast path over one export, results written as JSON Lines (as
     `recommend --jsonl` and `validate --jsonl` write them, here both per patient from one derivation)."""
     from neuropathy_kg import batch
-    from neuropathy_kg.pipeline import assess_chunk
+    from neuropathy_kg.pipeline import CHUNK_SIZE, assess_chunk
 
     batch.warm_up()
     started = time.perf_counter()
     patients = written = 0
     with tempfile.TemporaryFile("w", encoding="utf-8") as out:
-        for chunk in batch.run([str(folder)], 200, batch.as_json_lines(lambda p: assess_chunk(p, AS_OF)), jobs):
+        for chunk in batch.run([str(folder)], CHUNK_SIZE["oxigraph"], batch.as_json_lines(lambda p: assess_chunk(p, AS_OF)), jobs):
             patients += len(chunk)
             written += out.write("".join(line for _conforms, line in chunk))
     seconds = time.perf_counter() - started

@@ -74,6 +74,19 @@ def test_chunked_recommendations_equal_per_patient(population, monkeypatch):
     assert sum(len(p["actions"]) for p in chunked["patients"]) > 300
 
 
+@pytest.mark.parametrize("count,size,expected", [
+    (0, 1000, []), (1, 1000, [1]), (1100, 1000, [1100]), (1499, 1000, [1499]), (1600, 1000, [800, 800]),
+    (2000, 1000, [1000, 1000]), (5, 1, [1, 1, 1, 1, 1]), (7, 3, [3, 4]),
+])
+def test_chunks_are_balanced(count, size, expected):
+    """A chunk pays a fixed cost, so a small remainder never makes a chunk of its own (at most 1.5 x size)."""
+    from neuropathy_kg.load import chunks
+
+    found = list(chunks(list(range(count)), size))
+    assert [len(chunk) for chunk in found] == expected
+    assert [item for chunk in found for item in chunk] == list(range(count))
+
+
 def test_more_buckets_change_nothing(population, monkeypatch):
     folder, patients = population
     one = [p for b in batch.batches([str(folder)], 50) for p in b.patients]

@@ -90,6 +90,28 @@ def test_cockcroft_gault(engine, sex, creatinine, unit, expected):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("birth", "sex", "weight", "creatinine", "expected"), [
+    # Estimates that land on a half tenth (85 x 92.7 / 90 = 87.55): rounded half up, on both engines.
+    # Found by the 10,000-patient equivalence run: rdflib multiplied the xsd:double estimate by the
+    # integer 10 in xsd:decimal, from the double's binary value (875.4999...), and rounded down.
+    ("1971-11-24", "male", 92.7, 1.25, 87.6), ("1961-11-24", "female", 117.6, 2.5, 41.7),
+    ("1952-11-24", "female", 97.2, 1.7, 44.6), ("1977-11-24", "male", 58.5, 1.25, 59.2),
+])
+def test_cockcroft_gault_rounds_half_tenths_up(engine, birth, sex, weight, creatinine, expected):
+    body = SYMMETRIC + obs("cr", "serum-creatinine", creatinine, "2026-11-01", "mg/dL")
+    rec, _f, _a = evaluate(body, engine, birth=birth, sex=sex, weight=weight)
+    assert rec["facts"]["creatinineClearance"] == {"value": expected, "unit": "mL/min", "method": "cockcroft-gault"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("measured", [41.65, 87.55])
+def test_measured_clearance_rounds_half_tenths_up(engine, measured):
+    body = SYMMETRIC + obs("c", "creatinine-clearance", measured, "2026-11-01", "mL/min")
+    rec, _f, _a = evaluate(body, engine)
+    assert rec["facts"]["creatinineClearance"]["value"] == round(measured + 0.05, 1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_measured_clearance_wins_and_egfr_only_stands_in(engine):
     both = SYMMETRIC + obs("cr", "serum-creatinine", 1.0, "2026-11-01", "mg/dL") + obs("c", "creatinine-clearance", 45, "2026-10-01", "mL/min")
     assert evaluate(both, engine)[0]["facts"]["creatinineClearance"]["method"] == "measured"

@@ -31,7 +31,8 @@ DELETE { ?record ?dayProperty ?day }
 INSERT { ?record nkg:datedBeforeBirth true }
 WHERE {
   VALUES ?dayProperty { nkg:day nkg:recordedDay nkg:startDay nkg:endDay }
-  ?record nkg:subject ?patient ; ?dayProperty ?day .
-  ?patient nkg:birthDay ?birthDay .
+  ?record ?dayProperty ?day ; nkg:subject ?patient .
+  # Birth days as one table joined once, not looked up in each patient's triples per record.
+  { SELECT ?patient ?birthDay WHERE { ?patient nkg:birthDay ?birthDay } }
   FILTER(?day < ?birthDay)
 }
