@@ -143,12 +143,12 @@ class RdflibStore:
         return self.graph
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=20_000)
 def _named(value: str) -> rdflib.URIRef:
     return rdflib.URIRef(value)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=20_000)
 def _literal(value: str, datatype: str, language: str | None) -> rdflib.Literal:
     # Building an rdflib Literal parses its lexical form; results repeat the same few thousand values.
     if language:
@@ -167,7 +167,7 @@ def _to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Identifier:
 #: Oxigraph term -> Term. Keyed by the Oxigraph term itself (hashed in Rust): a population's results
 #: repeat the same few thousand terms, and building each anew was most of the Python time per row.
 _TERMS: dict = {}
-_TERMS_LIMIT = 200_000
+_TERMS_LIMIT = 50_000  # bounded, like every cache here: a worker's memory stays flat however many patients it sees
 
 
 def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Term:

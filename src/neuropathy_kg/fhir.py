@@ -193,7 +193,7 @@ def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
 
 
 _RECOGNISED: dict[tuple, URIRef | None] = {}
-_RECOGNISED_LIMIT = 50_000
+_RECOGNISED_LIMIT = 20_000
 
 
 def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:

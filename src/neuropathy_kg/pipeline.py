@@ -196,7 +196,7 @@ def _action_json(row: dict[str, Term]) -> dict:
 
 
 _ACTIONS_MADE: dict[tuple, dict] = {}
-_ACTIONS_MADE_LIMIT = 100_000
+_ACTIONS_MADE_LIMIT = 10_000  # a made action is about 1 KB: bounded so that memory stays flat in the number of patients
 
 
 def _make_action_json(row: dict[str, Term]) -> dict:
