@@ -26,13 +26,17 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 #: Run in the measured process: the version's own reader and pipeline, as a worker runs them.
-DRIVER = """
-import datetime as dt, sys
+DRIVER = r"""
+import datetime as dt, json, sys
 from neuropathy_kg import batch, fhir, pipeline
 batch.warm_up()
 count, export = int(sys.argv[1]), sys.argv[2]
 if count:
-    work = batch.as_json_lines(lambda chunk: pipeline.assess_chunk(chunk, dt.date(2026, 11, 24)))
+    assess = lambda chunk: pipeline.assess_chunk(chunk, dt.date(2026, 11, 24))
+    if hasattr(batch, "as_json_lines"):
+        work = batch.as_json_lines(assess)
+    else:  # revisions before JSON Lines were written in the workers
+        work = lambda chunk: [json.dumps(result, ensure_ascii=False) + "\n" for result in assess(chunk)]
     patients = fhir.to_patients("export", open(export, "rb").read(), True)[0][:count]
     size = pipeline.CHUNK_SIZE["oxigraph"]
     for start in range(0, len(patients), size):
@@ -47,7 +51,8 @@ def instructions(tree: Path, count: int, export: Path) -> int:
                              "-c", DRIVER, str(count), str(export)], capture_output=True, text=True, env=env)
     found = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode != 0 or found is None:
-        raise SystemExit(f"valgrind run failed in {tree}: {result.stderr.strip().splitlines()[-1:]}")
+        problem = [line for line in result.stderr.splitlines() if not line.startswith("==")][-1:]
+        raise SystemExit(f"valgrind run failed in {tree}: {problem}")
     return int(found.group(1))
 
 
