@@ -20,5 +20,23 @@ class TermNamespace(Namespace):
         return term
 
 
+class BoundedCache(dict):
+    """Remembered results, at most ``limit`` of them: full, it empties itself before taking the next one.
+    For caches looked up once per row or resource, where a hit must cost no more than a dict lookup
+    (functools.lru_cache serves the others). Bounded like them, so that a worker's memory stays flat
+    however many patients it sees: free text and measurements make new keys forever."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key, value):
+        """Keep ``value`` under ``key`` (after emptying the cache if it is full) and return it."""
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
 #: The one namespace of the guideline's terms (also declared in ontology/neuropathy-kg.ttl).
 NKG = TermNamespace("https://w3id.org/neuropathy-kg/")

@@ -17,7 +17,7 @@ from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.processor import SPARQLProcessor, SPARQLUpdateProcessor
 from rdflib.term import Identifier
 
-from . import NKG
+from . import NKG, BoundedCache
 
 ENGINES = ("oxigraph", "rdflib")
 
@@ -166,16 +166,13 @@ def _to_rdflib(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Identifier:
 
 #: Oxigraph term -> Term. Keyed by the Oxigraph term itself (hashed in Rust): a population's results
 #: repeat the same few thousand terms, and building each anew was most of the Python time per row.
-_TERMS: dict = {}
-_TERMS_LIMIT = 50_000  # bounded, like every cache here: a worker's memory stays flat however many patients it sees
+_TERMS = BoundedCache(50_000)
 
 
 def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Term:
     found = _TERMS.get(term)
     if found is None:
-        if len(_TERMS) >= _TERMS_LIMIT:  # bounded: free text and measurements make new terms forever
-            _TERMS.clear()
-        found = _TERMS[term] = Term.of(_to_rdflib(term))
+        found = _TERMS.remember(term, Term.of(_to_rdflib(term)))
     return found
 
 

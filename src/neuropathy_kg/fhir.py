@@ -26,7 +26,7 @@ import rdflib
 from rdflib import RDF, XSD, URIRef
 from rdflib.namespace import SKOS
 
-from . import NKG, guideline
+from . import NKG, BoundedCache, guideline
 from .load import InputError, Patient, one_line
 
 UCUM = "http://unitsofmeasure.org"
@@ -185,15 +185,12 @@ def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
     """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text.
     Exports repeat the same codings thousands of times, so answers are remembered per distinct concept."""
     key = (_concept_key(concept), allowed)
-    if key not in _RECOGNISED:
-        if len(_RECOGNISED) >= _RECOGNISED_LIMIT:  # bounded: free text can make every key new
-            _RECOGNISED.clear()
-        _RECOGNISED[key] = _recognise(concept, allowed, vocab)
-    return _RECOGNISED[key]
+    if key in _RECOGNISED:  # None (not recognised) is remembered too
+        return _RECOGNISED[key]
+    return _RECOGNISED.remember(key, _recognise(concept, allowed, vocab))
 
 
-_RECOGNISED: dict[tuple, URIRef | None] = {}
-_RECOGNISED_LIMIT = 20_000
+_RECOGNISED = BoundedCache(20_000)
 
 
 def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:

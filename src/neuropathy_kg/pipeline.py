@@ -19,7 +19,7 @@ import rdflib
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, SH
 
-from . import NKG, guideline
+from . import NKG, BoundedCache, guideline
 from .engine import Store, Term, local_name, new_store
 from .load import Patient, assessment_ntriples, chunks
 
@@ -187,16 +187,13 @@ def _action_json(row: dict[str, Term]) -> dict:
     key = tuple(item for item in row.items() if personal or item[0] != "patient")
     made = _ACTIONS_MADE.get(key)
     if made is None:
-        if len(_ACTIONS_MADE) >= _ACTIONS_MADE_LIMIT:
-            _ACTIONS_MADE.clear()
-        made = _ACTIONS_MADE[key] = _make_action_json(row)
+        made = _ACTIONS_MADE.remember(key, _make_action_json(row))
     # A copy two levels deep (the action, its dose, target, measures and citations), so that a caller
     # that changes its result cannot change another patient's.
     return {k: v.copy() if isinstance(v, (dict, list)) else v for k, v in made.items()}
 
 
-_ACTIONS_MADE: dict[tuple, dict] = {}
-_ACTIONS_MADE_LIMIT = 10_000  # a made action is about 1 KB: bounded so that memory stays flat in the number of patients
+_ACTIONS_MADE = BoundedCache(10_000)  # a made action is about 1 KB
 
 
 def _make_action_json(row: dict[str, Term]) -> dict:
