@@ -16,7 +16,8 @@ from conftest import ROOT, expected, scenario_input, scenario_names
 from neuropathy_kg import NKG, guideline, reasoning
 from neuropathy_kg.cli import main
 from neuropathy_kg.load import Patient, read_patients
-from neuropathy_kg.pipeline import derive, local_name
+from neuropathy_kg.engine import local_name
+from neuropathy_kg.pipeline import derive
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed; HermiT needs it")
 

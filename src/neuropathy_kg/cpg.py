@@ -27,8 +27,8 @@ from rdflib import RDF, RDFS, URIRef
 from rdflib.namespace import DCTERMS, SKOS
 
 from . import NKG, guideline
+from .engine import local_name
 from .guideline import CITO
-from .pipeline import local_name
 
 UCUM = "http://unitsofmeasure.org"
 CPG_ACTIVITY = "http://hl7.org/fhir/uv/cpg/CodeSystem/cpg-activity-type-cs"

@@ -192,15 +192,16 @@ class OxigraphStore:
         self.store.update(sparql)
 
     def select(self, sparql: str) -> list[dict[str, Identifier]]:
-        result = self.store.query(sparql)
-        names = [v.value for v in result.variables]
-        return [{name: _to_rdflib(term) for name, term in zip(names, solution) if term is not None}
-                for solution in result]
+        return self._rows(sparql, _to_rdflib)
 
     def select_terms(self, sparql: str) -> list[dict[str, Term]]:
+        return self._rows(sparql, _term)
+
+    def _rows(self, sparql: str, convert) -> list[dict]:
+        """Each solution as {variable: convert(term)}, unbound variables left out."""
         result = self.store.query(sparql)
         names = [v.value for v in result.variables]
-        return [{name: _term(term) for name, term in zip(names, solution) if term is not None}
+        return [{name: convert(term) for name, term in zip(names, solution) if term is not None}
                 for solution in result]
 
     def to_graph(self) -> rdflib.Graph:

@@ -14,10 +14,9 @@ import rdflib
 from rdflib.namespace import DCTERMS, RDFS
 
 from . import NKG, guideline
-from .engine import new_store
+from .engine import local_name, new_store
 from .guideline import CITO
 from .load import InputError, _parse_rdf, _read_bytes, sniff_format
-from .pipeline import local_name
 
 #: Query file -> the kind each of its rows is, in output order.
 KINDS = {"contradictions": "contradiction", "drug-interactions": "drug-interaction", "repetitions": "repetition",

@@ -16,7 +16,8 @@ from rdflib import OWL, RDFS, XSD, Literal
 
 from . import NKG, guideline
 from .load import Patient, one_line
-from .pipeline import derive, local_name
+from .engine import local_name
+from .pipeline import derive
 
 
 class ReasonerUnavailable(Exception):
