@@ -9,8 +9,8 @@
 
 Both read the same synthetic FHIR Bulk NDJSON export (bench/synthetic.py, seed = size). Prints progress
 on standard error, then one JSON line: patients compared, mismatches (patient id and the first field
-that differs), how many actions and findings of how many distinct ids the population exercised, and the
-time each path took. Exit status 1 if any patient differs. tests/test_population.py runs the same
+that differs), how many actions and findings of how many distinct ids the population exercised, the
+catalogue ids it did not exercise (none, for 10,000 patients), and the time each path took. Exit status 1 if any patient differs. tests/test_population.py runs the same
 comparison on 80 patients in the suite and on NKG_BENCH_POPULATION patients as a `bench` test.
 """
 
@@ -81,7 +81,7 @@ def compare_chunk(patients: list) -> list[dict]:
 
 def compare_export(folder: Path, jobs: int, progress=None) -> dict:
     """Compare both paths over every patient of an export, on ``jobs`` worker processes."""
-    from neuropathy_kg import batch
+    from neuropathy_kg import batch, guideline
     from neuropathy_kg.pipeline import CHUNK_SIZE
 
     batch.warm_up()
@@ -106,6 +106,7 @@ def compare_export(folder: Path, jobs: int, progress=None) -> dict:
         "inputErrors": [str(e) for e in errors],
         "actions": sum(actions.values()), "distinctActions": len(actions),
         "findings": sum(findings.values()), "distinctFindings": len(findings),
+        "unexercised": sorted(set(guideline.catalogue()) - set(actions) - set(findings)),
         "fastSeconds": round(fast_seconds, 1), "referenceSeconds": round(reference_seconds, 1),
         "wallSeconds": round(time.perf_counter() - started, 1), "jobs": jobs,
     }

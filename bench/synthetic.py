@@ -7,6 +7,12 @@ unknown subtype, relapses (recorded or by pain score), IVIG courses with measure
 drugs at varied doses (subtherapeutic, adequate, above band maxima), opioids, renal function as serum
 creatinine (mg/dL or umol/L), eGFR or measured clearance, HbA1c, comorbidities, a few data errors, and
 unrelated resources (encounters) as an export carries them. Used by bench/population.py and the tests.
+
+Rarer cases come from a second random stream (Writer.rare), so that adding them left the rest of the
+population as it was: localised pain, immune globulin intolerance, IVIG in the symmetric phenotype, and
+one of each kind of data error the shapes report (a missing birth date, sex, date, value or dose; a
+malformed date or value; a date before birth or in the future). With them, a population of 10,000
+exercises every action and finding id of the catalogue (bench/equivalence.py lists any it did not).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 LOINC, ICD10, SNOMED, RXNORM, ATC = ("http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", "http://snomed.info/sct",
                                      "http://www.nlm.nih.gov/research/umls/rxnorm", "http://www.whocc.no/atc")
 UCUM = "http://unitsofmeasure.org"
+PROJECT = "https://w3id.org/neuropathy-kg/CodeSystem/concepts"
 AS_OF = dt.date(2026, 11, 24)
 DRUGS = {
     "pregabalin": ("187832", "Pregabalin 75 MG Oral Capsule", [75, 150, 300, 450, 600, 900]),
@@ -40,17 +47,19 @@ def _quantity(value, unit: str) -> dict:
 
 
 class Writer:
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, rare: random.Random):
         self.rng = rng
+        self.rare = rare
         self.resources: dict[str, list[dict]] = {}
         self.counter = 0
 
-    def add(self, resource: dict) -> None:
+    def add(self, resource: dict) -> dict:
         self.counter += 1
         resource.setdefault("id", f"r{self.counter}")
         self.resources.setdefault(resource["resourceType"], []).append(resource)
+        return resource
 
-    def observation(self, pid: str, system: str, code: str, value, unit: str | None, day: str, display: str = "") -> None:
+    def observation(self, pid: str, system: str, code: str, value, unit: str | None, day: str, display: str = "") -> dict:
         resource = {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{pid}"},
                     "code": {"coding": [{"system": system, "code": code, "display": display}]},
                     "effectiveDateTime": day + "T09:00:00Z"}
@@ -58,16 +67,16 @@ class Writer:
             resource["valueBoolean"] = value
         else:
             resource["valueQuantity"] = _quantity(value, unit) if unit else {"value": value}
-        self.add(resource)
+        return self.add(resource)
 
     def condition(self, pid: str, system: str, code: str, status: str, day: str, display: str = "") -> None:
         self.add({"resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
                   "code": {"coding": [{"system": system, "code": code, "display": display}]}, "recordedDate": day})
 
-    def medication(self, pid: str, drug: str, daily_mg: float, start: str, status: str = "active") -> None:
+    def medication(self, pid: str, drug: str, daily_mg: float, start: str, status: str = "active") -> dict:
         code, name, _doses = DRUGS[drug]
-        self.add({"resourceType": "MedicationRequest", "status": status, "intent": "order", "subject": {"reference": f"Patient/{pid}"},
+        return self.add({"resourceType": "MedicationRequest", "status": status, "intent": "order", "subject": {"reference": f"Patient/{pid}"},
                   "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
                   "authoredOn": start,
                   "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
@@ -87,7 +96,12 @@ def patient(writer: Writer, index: int) -> None:
               "birthDate": f"{rng.randint(1935, 1985)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
     if rng.random() < 0.02:
         record["deceasedBoolean"] = True
+    if writer.rare.random() < 0.005:
+        del record["birthDate"]
+    if writer.rare.random() < 0.005:
+        del record["gender"]
     writer.add(record)
+    data_errors(writer, pid, record)
     for _ in range(rng.randint(1, 4)):  # what exports are mostly made of
         writer.add({"resourceType": "Encounter", "status": "finished", "subject": {"reference": f"Patient/{pid}"},
                     "class": {"code": "AMB"}, "period": {"start": _day(rng.randint(1, 900))}})
@@ -137,8 +151,15 @@ def patient(writer: Writer, index: int) -> None:
             writer.observation(pid, LOINC, "72514-3", rng.randint(5, 10), "{score}", _day(rng.randint(3, 40)), "Pain severity")
         if rng.random() < 0.15:
             writer.ivig_course(pid, rng.randint(5, 20), dose)
+        if writer.rare.random() < 0.2:  # a reaction to the course: repeat IVIG is off, plasma exchange on
+            writer.add({"resourceType": "AllergyIntolerance", "patient": {"reference": f"Patient/{pid}"},
+                        "code": {"text": "Immune globulin"}, "recordedDate": _day(course_end)})
     elif rng.random() < 0.6:
         writer.observation(pid, LOINC, "72514-3", rng.randint(0, 10), "{score}", _day(rng.randint(1, 60)), "Pain severity")
+    if 0.5 <= phenotype < 0.85 and writer.rare.random() < 0.05:  # IVIG given after a symmetric diagnosis
+        writer.ivig_course(pid, writer.rare.randint(10, 300), round(weight * 0.4, 1))
+    if writer.rare.random() < 0.05:
+        writer.observation(pid, PROJECT, "localized-pain", True, None, _day(writer.rare.randint(1, 60)), "Localized pain")
     for drug in rng.sample(list(DRUGS), k=rng.choice([0, 1, 1, 2])):
         writer.medication(pid, drug, rng.choice(DRUGS[drug][2]), _day(rng.choice([3, 7, 8, 20, 40, 200])),
                           rng.choice(["active", "active", "active", "stopped"]))
@@ -151,9 +172,29 @@ def patient(writer: Writer, index: int) -> None:
                     "code": {"text": "10-g monofilament foot examination"}, "performedDateTime": _day(rng.randint(30, 500))})
 
 
+def data_errors(writer: Writer, pid: str, record: dict) -> None:
+    """At most a few of the rarer data errors, each in about one patient in a hundred."""
+    rare = writer.rare
+    if rare.random() < 0.01 and "birthDate" in record:  # before the patient was born
+        born = dt.date.fromisoformat(record["birthDate"])
+        writer.observation(pid, LOINC, "4548-4", 6.8, "%", (born - dt.timedelta(days=400)).isoformat(), "HbA1c")
+    if rare.random() < 0.01:
+        writer.observation(pid, LOINC, "72514-3", 6, "{score}", _day(-rare.randint(1, 30)), "Pain severity")
+    if rare.random() < 0.01:
+        writer.observation(pid, LOINC, "4548-4", 7.4, "%", "2026-02-30", "HbA1c")["effectiveDateTime"] = "2026-02-30"
+    if rare.random() < 0.01:
+        writer.observation(pid, LOINC, "4548-4", 7.0, "%", _day(5), "HbA1c")["valueQuantity"]["value"] = "7,2"
+    if rare.random() < 0.01:
+        del writer.observation(pid, LOINC, "29463-7", 70, "kg", _day(5), "Body Weight")["effectiveDateTime"]
+    if rare.random() < 0.01:
+        del writer.observation(pid, LOINC, "4548-4", 7.0, "%", _day(5), "HbA1c")["valueQuantity"]
+    if rare.random() < 0.01:
+        del writer.medication(pid, "pregabalin", 150, _day(rare.randint(1, 100)))["dosageInstruction"]
+
+
 def generate(count: int, folder: Path, seed: int = 7) -> Path:
     rng = random.Random(seed)
-    writer = Writer(rng)
+    writer = Writer(rng, random.Random(seed * 1_000_003 + 1))
     folder.mkdir(parents=True, exist_ok=True)
     handles = {}
     try:
