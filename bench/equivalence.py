@@ -10,8 +10,9 @@
 Both read the same synthetic FHIR Bulk NDJSON export (bench/synthetic.py, seed = size). Prints progress
 on standard error, then one JSON line: patients compared, mismatches (patient id and the first field
 that differs), how many actions and findings of how many distinct ids the population exercised, the
-catalogue ids it did not exercise (none, for 10,000 patients), and the time each path took. Exit status 1 if any patient differs. tests/test_population.py runs the same
-comparison on 80 patients in the suite and on NKG_BENCH_POPULATION patients as a `bench` test.
+catalogue ids it did not exercise (none, for 10,000 patients), and the time each path took. Exit status
+1 if any patient differs. tests/test_population.py runs the same comparison on 80 patients in the suite
+and on NKG_BENCH_POPULATION patients as a `bench` test.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 
 Wall-clock numbers on a shared virtual machine move by a third from one minute to the next; the count of
 instructions a process executes hardly does (valgrind's callgrind counts them; runs of the same code and
-input have differed by up to 3 %: Python's hash seed, the path the tree sits at). Each version runs its own worker path (bench/population.py's fast path, in one process):
-read a FHIR Bulk NDJSON export of --patients synthetic patients (bench/synthetic.py), convert it, derive
-facts, recommend, validate and write JSON Lines, in chunks of that version's CHUNK_SIZE. The count for
+input have differed by up to 3 %: Python's hash seed, the path the tree sits at). Each version runs its
+own worker path (bench/population.py's fast path, in one process): read a FHIR Bulk NDJSON export of
+--patients synthetic patients (bench/synthetic.py), convert it, derive facts, recommend, validate and
+write JSON Lines, in chunks of that version's CHUNK_SIZE. The count for
 the same process started with no patients is subtracted, so start-up and loading the guideline are left
 out. The baseline is checked out into a temporary git worktree (nothing in this tree changes). Needs
 valgrind (Debian: valgrind); about two minutes per version and 1,000 patients.

@@ -77,10 +77,10 @@ class Writer:
     def medication(self, pid: str, drug: str, daily_mg: float, start: str, status: str = "active") -> dict:
         code, name, _doses = DRUGS[drug]
         return self.add({"resourceType": "MedicationRequest", "status": status, "intent": "order", "subject": {"reference": f"Patient/{pid}"},
-                  "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
-                  "authoredOn": start,
-                  "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                                         "doseAndRate": [{"doseQuantity": _quantity(daily_mg, "mg")}]}]})
+                         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": name}]},
+                         "authoredOn": start,
+                         "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                                "doseAndRate": [{"doseQuantity": _quantity(daily_mg, "mg")}]}]})
 
     def ivig_course(self, pid: str, start_offset: int, grams: float, days: int = 5) -> None:
         for k in range(days):
@@ -181,7 +181,7 @@ def data_errors(writer: Writer, pid: str, record: dict) -> None:
     if rare.random() < 0.01:
         writer.observation(pid, LOINC, "72514-3", 6, "{score}", _day(-rare.randint(1, 30)), "Pain severity")
     if rare.random() < 0.01:
-        writer.observation(pid, LOINC, "4548-4", 7.4, "%", "2026-02-30", "HbA1c")["effectiveDateTime"] = "2026-02-30"
+        writer.observation(pid, LOINC, "4548-4", 7.4, "%", "2026-02-30", "HbA1c")  # no 30 February
     if rare.random() < 0.01:
         writer.observation(pid, LOINC, "4548-4", 7.0, "%", _day(5), "HbA1c")["valueQuantity"]["value"] = "7,2"
     if rare.random() < 0.01:
