@@ -357,7 +357,7 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
          timeout: float) -> None:
     """Load the guideline, PATHS' patients with their derived facts, and other guideline graphs into a
     remote store, so that every query in queries/ runs there unchanged (query --endpoint)."""
-    from .endpoint import EndpointError, upload
+    from .endpoint import EndpointError, redact, upload
     from .pipeline import CHUNK_SIZE, derive
     from . import guideline
 
@@ -393,7 +393,7 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
     except EndpointError as error:
         _fail(str(error))
     click.echo(f"neuropathy-kg: loaded the guideline, {len(others)} other guideline graph(s) and {loaded} patients "
-               f"into {store_url}", err=True)
+               f"into {redact(store_url)}", err=True)
     sys.exit(2 if failed else 0)
 
 

@@ -155,12 +155,25 @@ def _too_large(limit: int) -> str:
             "(NEUROPATHY_KG_MAX_ANSWER_MB raises the limit)")
 
 
+def _run(exchange):
+    """asyncio.run, also from code that already runs an event loop in this thread (a notebook): there, in a
+    thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(exchange)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, exchange).result()
+
+
 def _request(method: str, url: str, headers: dict[str, str], body: bytes | dict | None, timeout: float) -> "Answer":
     """_exchange, with its failures sorted into retryable and permanent; a 2xx answer is returned."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            answer = asyncio.run(_exchange(method, url, {**headers, **_auth_header()}, body, timeout, max_answer_bytes()))
+            answer = _run(_exchange(method, url, {**headers, **_auth_header()}, body, timeout, max_answer_bytes()))
         except TimeoutError:
             raise _Retryable(f"timed out (no complete answer within {timeout:g} s)") from None
         except httpx.ConnectError as error:
