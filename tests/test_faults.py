@@ -177,6 +177,18 @@ def test_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, jsonl):
     assert os.listdir(tmp_path) == ["findings.json"], "no temporary file left"
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_full_disk_under_standard_output_is_one_line(tmp_path, unbuffered):
+    """Standard output redirected onto a full disk: one line, exit 2, never a truncated document with exit 0
+    (with PYTHONUNBUFFERED a short write used to be dropped silently)."""
+    with open(tmp_path / "redirected.json", "w") as redirected:
+        done = subprocess.run([sys.executable, "-m", "neuropathy_kg.cli", "recommend", *AS_OF, str(EXAMPLES), "--format", "json"],
+                              stdout=redirected, stderr=subprocess.PIPE, text=True, preexec_fn=_limited(4096), timeout=120,
+                              env={**os.environ, "PYTHONUNBUFFERED": unbuffered})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["neuropathy-kg: standard output: cannot write output (File too large)"]
+
+
 # ---------------------------------------------------------------- process faults
 
 #: Runs the CLI with the recommend step patched so that the first chunk a worker gets writes the worker's
