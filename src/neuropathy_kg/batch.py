@@ -352,9 +352,9 @@ def _stop_workers(executor: ProcessPoolExecutor) -> None:
 def _lost(units_lost: list[Unit], done: int) -> WorkerLost:
     names = sorted({name for unit in units_lost for name in unit.name.split(", ")})
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return WorkerLost(f"a worker process died (killed, perhaps by the out-of-memory killer) after {done} of "
-                      f"{done + len(units_lost)} units of input: the results of {len(units_lost)} units (from {shown}) "
-                      "were lost and the run was stopped; run again with fewer --jobs or more memory")
+    return WorkerLost(f"a worker process died (killed by a signal, as the out-of-memory killer does): the results "
+                      f"of {len(units_lost)} of {done + len(units_lost)} parts of the input (files, or NDJSON buckets of "
+                      f"patients; from {shown}) were lost and the run was stopped; run again with fewer --jobs or more memory")
 
 
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
@@ -390,8 +390,8 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
                 # The units are listed (NDJSON spooled, by the workers) before any is handed out.
                 listed = list(pending(units(paths, Path(spool), executor.map, jobs)))
             except BrokenProcessPool:
-                raise WorkerLost("a worker process died (killed, perhaps by the out-of-memory killer) while "
-                                 "spooling the NDJSON export: nothing was processed") from None
+                raise WorkerLost("a worker process died (killed by a signal, as the out-of-memory killer does) while "
+                                 "spooling the NDJSON export: nothing was processed and the run was stopped") from None
             futures = [executor.submit(_run_unit, unit) for unit in listed]
             for done, future in enumerate(futures):
                 try:

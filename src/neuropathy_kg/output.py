@@ -223,6 +223,12 @@ def atomic_file(path: Path, inputs: Iterable[str] = (), binary: bool = False) ->
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
+            with contextlib.suppress(OSError):  # the rename itself to disk (not every file system allows it)
+                folder = os.open(target.parent, os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
         except OSError as error:
             raise OutputError(f"{path}: cannot write output ({_reason(error)})") from None
     except BaseException:
