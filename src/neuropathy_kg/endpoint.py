@@ -24,9 +24,11 @@ dependency for no less code.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
+import re
 import time
 import urllib.parse
 import warnings
@@ -84,9 +86,7 @@ def _secrets() -> list[str]:
 
 def redact(text: str) -> str:
     """``text`` with every URL's userinfo and every configured secret replaced by ``***``."""
-    import re
-
-    text = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", r"\1***@", text)
+    text = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@", r"\1***@", text)  # greedy: a raw @ in a password
     for secret in _secrets():
         text = text.replace(secret, "***")
     return text
@@ -95,8 +95,6 @@ def redact(text: str) -> str:
 def _auth_header() -> dict[str, str]:
     """The Authorization header from the environment. Surrounding whitespace (a token file's trailing
     newline) is never part of a credential; a control character left inside is refused unprinted."""
-    import base64
-
     token = (os.environ.get("NEUROPATHY_KG_ENDPOINT_TOKEN") or "").strip()
     if token:
         if any(ord(c) < 0x21 or ord(c) == 0x7F for c in token):
