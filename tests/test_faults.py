@@ -278,11 +278,7 @@ def test_a_signal_stops_the_workers_and_cleans_up(tmp_path, export, signum, code
         os.kill(workers[0], 0)
 
 
-def test_results_do_not_depend_on_jobs(tmp_path, export):
-    runs = [subprocess.run([sys.executable, "-m", "neuropathy_kg.cli", "recommend", *AS_OF, str(export), "--jsonl", "--jobs", jobs],
-                           capture_output=True, timeout=120) for jobs in ("1", "2")]
-    assert [r.returncode for r in runs] == [0, 0]
-    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.count(b"\n") == 400
+# Results whatever --jobs, on the executor: tests/test_population.py::test_jobs_and_json_lines.
 
 
 # ---------------------------------------------------------------- endpoints
