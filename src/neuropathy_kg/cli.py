@@ -426,7 +426,9 @@ def docs(output: Path) -> None:
 
     try:
         pages = write(output)
-    except (PublishError, OutputError, OSError) as error:
+    except OutputError as error:
+        _fail(str(error))
+    except (PublishError, OSError) as error:
         _fail(f"{output}: {error}")
     for page in pages:
         click.echo(f"wrote {page}", err=True)
