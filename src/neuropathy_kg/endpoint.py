@@ -193,7 +193,7 @@ def _request(method: str, url: str, headers: dict[str, str], body: bytes | dict 
         raise _Permanent("HTTP 404 (no such endpoint at this URL)")
     if status == 400:
         raise _Permanent("HTTP 400 (the endpoint rejected the request as malformed)")
-    if not 200 <= status < 300:
+    if not httpx.codes.is_success(status):
         raise _Permanent(f"HTTP {status} {answer.reason} (not a success answer)")
     return answer
 
