@@ -278,6 +278,19 @@ def test_a_signal_stops_the_workers_and_cleans_up(tmp_path, export, signum, code
         os.kill(workers[0], 0)
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_full_spool_disk_is_one_line(tmp_path, export, jobs):
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    done = subprocess.run([sys.executable, "-m", "neuropathy_kg.cli", "recommend", *AS_OF, str(export), "--jsonl", "--jobs", jobs],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_limited(50_000), timeout=120,
+                          env={**os.environ, "TMPDIR": str(spool)})
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "cannot spool the NDJSON export (File too large)" in lines[0] and "TMPDIR" in lines[0]
+    assert os.listdir(spool) == []
+
+
 # Results whatever --jobs, on the executor: tests/test_population.py::test_jobs_and_json_lines.
 
 

@@ -357,6 +357,29 @@ def _lost(units_lost: list[Unit], done: int) -> WorkerLost:
                       f"patients; from {shown}) were lost and the run was stopped; run again with fewer --jobs or more memory")
 
 
+class SpoolFailed(StopRun):
+    """The NDJSON spool could not be written (its disk is full, a file size limit): the run stops."""
+
+
+def _spool_failed(error: OSError, spool: str) -> SpoolFailed:
+    where = error.filename or spool
+    return SpoolFailed(f"{where}: cannot spool the NDJSON export ({error.strerror or type(error).__name__}); the spool "
+                       f"folder is made under {Path(spool).parent} (TMPDIR chooses another) and needs about the export's size")
+
+
+def _listed(found: Iterator[Unit], spool: str) -> Iterator[Unit]:
+    """``found``, with a write error of the spool (an OSError while listing: the readers report their own
+    problems as InputError) as SpoolFailed."""
+    while True:
+        try:
+            unit = next(found)
+        except StopIteration:
+            return
+        except OSError as error:
+            raise _spool_failed(error, spool) from None
+        yield unit
+
+
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
         on_errors: Callable[[list[InputError]], None] = lambda errors: None) -> Iterator[list[dict]]:
     """Results of ``work`` for every unit of input (a file, an NDJSON bucket), in order; reading problems
@@ -377,7 +400,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
 
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
         if jobs <= 1:
-            for unit in pending(units(paths, Path(spool))):
+            for unit in _listed(pending(units(paths, Path(spool))), spool):
                 results, errors = _run_unit(unit)
                 if errors:
                     on_errors(errors)
@@ -388,7 +411,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
         try:
             try:
                 # The units are listed (NDJSON spooled, by the workers) before any is handed out.
-                listed = list(pending(units(paths, Path(spool), executor.map, jobs)))
+                listed = list(_listed(pending(units(paths, Path(spool), executor.map, jobs)), spool))
             except BrokenProcessPool:
                 raise WorkerLost("a worker process died (killed by a signal, as the out-of-memory killer does) while "
                                  "spooling the NDJSON export: nothing was processed and the run was stopped") from None

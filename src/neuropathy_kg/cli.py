@@ -149,7 +149,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
                 rate = summary.processed / max(time.monotonic() - started, 1e-9)
                 click.echo(f"\r{summary.processed} patients, {summary.failed_patients + summary.failed_inputs} failed, "
                            f"{rate:.0f} patients/s", err=True, nl=False)
-    except batch.WorkerLost as error:  # the results so far are not a whole run: no document
+    except (batch.WorkerLost, batch.SpoolFailed) as error:  # the results so far are not a whole run: no document
         _fail(str(error))
     finally:
         chunks.close()  # an early end (a write error, a signal) stops the workers and removes the spool now
