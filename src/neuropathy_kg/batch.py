@@ -9,11 +9,16 @@ bucket at a time. Chunks of patients go to worker processes as N-Triples; result
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
+import signal
 import re
 import tempfile
+import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -316,11 +321,73 @@ def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]
     return results, failures
 
 
+class WorkerLost(StopRun):
+    """A worker process died (killed by a signal, as the out-of-memory killer does): the units it and the
+    units still queued were lost, so the run stops; ``str(error)`` is the one line shown."""
+
+
+def _worker_started() -> None:
+    """In each worker: a terminal's Ctrl-C (sent to the whole process group) is the parent's to handle,
+    and SIGTERM (the parent's, when it stops) ends the worker at once, without a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and end every worker now (SIGTERM, then SIGKILL after a second). Python
+    3.11 has no public call for it (3.14 adds terminate_workers): the executor's own process table."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + 1.0
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+
+
+def _lost(units_lost: list[Unit], done: int) -> WorkerLost:
+    names = sorted({name for unit in units_lost for name in unit.name.split(", ")})
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return WorkerLost(f"a worker process died (killed by a signal, as the out-of-memory killer does): the results "
+                      f"of {len(units_lost)} of {done + len(units_lost)} parts of the input (files, or NDJSON buckets of "
+                      f"patients; from {shown}) were lost and the run was stopped; run again with fewer --jobs or more memory")
+
+
+class SpoolFailed(StopRun):
+    """The NDJSON spool could not be written (its disk is full, a file size limit): the run stops."""
+
+
+def _spool_failed(error: OSError, spool: str) -> SpoolFailed:
+    where = error.filename or spool
+    return SpoolFailed(f"{where}: cannot spool the NDJSON export ({error.strerror or type(error).__name__}); the spool "
+                       f"folder is made under {Path(spool).parent} (TMPDIR chooses another) and needs about the export's size")
+
+
+def _listed(found: Iterator[Unit], spool: str) -> Iterator[Unit]:
+    """``found``, with a write error of the spool (an OSError while listing: the readers report their own
+    problems as InputError) as SpoolFailed."""
+    while True:
+        try:
+            unit = next(found)
+        except StopIteration:
+            return
+        except OSError as error:
+            raise _spool_failed(error, spool) from None
+        yield unit
+
+
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
         on_errors: Callable[[list[InputError]], None] = lambda errors: None) -> Iterator[list[dict]]:
     """Results of ``work`` for every unit of input (a file, an NDJSON bucket), in order; reading problems
     go to ``on_errors``. With jobs > 1, each unit is read, converted and processed in a worker process
-    (forked after the guideline is loaded), so reading runs on all cores too."""
+    (forked after the guideline is loaded), so reading runs on all cores too; results are the same, in
+    the same order, whatever ``jobs``. A worker that dies raises WorkerLost (never a hang); when the
+    run ends early (an exception, SIGINT/SIGTERM as SystemExit, the consumer closing the generator) the
+    workers are stopped and the spool folder removed."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
 
@@ -333,21 +400,33 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
 
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
         if jobs <= 1:
-            for unit in pending(units(paths, Path(spool))):
+            for unit in _listed(pending(units(paths, Path(spool))), spool):
                 results, errors = _run_unit(unit)
                 if errors:
                     on_errors(errors)
                 yield results
             return
-        context = multiprocessing.get_context("fork")
-        with context.Pool(processes=jobs) as pool:
-            # The units are listed (NDJSON spooled, by the workers) before any is handed out: imap reads
-            # its input in the pool's own task thread, which must not wait on the pool itself.
-            listed = list(pending(units(paths, Path(spool), pool.map, jobs)))
-            for results, errors in pool.imap(_run_unit, listed):
+        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_started)
+        listed: list[Unit] = []
+        try:
+            try:
+                # The units are listed (NDJSON spooled, by the workers) before any is handed out.
+                listed = list(_listed(pending(units(paths, Path(spool), executor.map, jobs)), spool))
+            except BrokenProcessPool:
+                raise WorkerLost("a worker process died (killed by a signal, as the out-of-memory killer does) while "
+                                 "spooling the NDJSON export: nothing was processed and the run was stopped") from None
+            futures = [executor.submit(_run_unit, unit) for unit in listed]
+            for done, future in enumerate(futures):
+                try:
+                    results, errors = future.result()
+                except BrokenProcessPool:
+                    raise _lost(listed[done:], done) from None
+                futures[done] = None  # type: ignore[call-overload]  # its results are not kept here
                 if errors:
                     on_errors(errors)
                 yield results
+        finally:
+            _stop_workers(executor)
 
 
 def as_json_lines(work: Callable[[list[Patient]], list[dict]]) -> Callable[[list[Patient]], list[tuple[bool, str]]]:

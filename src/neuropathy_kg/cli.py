@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,31 +56,15 @@ def _json_text(document: dict) -> str:
 
 @contextlib.contextmanager
 def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
-    """Where results go: standard output, or ``--output FILE`` written atomically (a temporary file in
-    the same folder, flushed to disk, then renamed over FILE), so FILE is whole or untouched. An input
-    file is never the output."""
-    if path is None:
-        yield sys.stdout
-        return
-    target = path.resolve()
-    if any(raw != "-" and Path(raw).resolve() == target for raw in inputs):
-        _fail(f"{path}: is one of the inputs; nothing is ever written to an input file")
+    """Where results go: standard output, or ``--output FILE`` written atomically and never onto an
+    input, a FIFO or a device (output.atomic_file); a write error is one line, exit 2."""
+    from .output import OutputError, atomic_file, standard_output
+
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as error:
-        _fail(f"{path}: cannot write output ({error.strerror or error})")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        with (standard_output(sys.stdout) if path is None else atomic_file(path, inputs)) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OutputError as error:
+        _fail(str(error))
 
 
 def _read(paths: tuple[str, ...]):
@@ -150,19 +134,25 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
     batch.warm_up()
     if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
         work = batch.as_json_lines(work)
-    for chunk in batch.run(paths, size, work, jobs or _default_jobs(paths), report):
-        summary.processed += len(chunk)
-        if jsonl is not None:
-            summary.all_conform = summary.all_conform and all(conforms for conforms, _line in chunk)
-            jsonl.write("".join(line for _conforms, line in chunk))
-            jsonl.flush()
-        else:
-            summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
-            results.extend(chunk)
-        if show:
-            rate = summary.processed / max(time.monotonic() - started, 1e-9)
-            click.echo(f"\r{summary.processed} patients, {summary.failed_patients + summary.failed_inputs} failed, "
-                       f"{rate:.0f} patients/s", err=True, nl=False)
+    chunks = batch.run(paths, size, work, jobs or _default_jobs(paths), report)
+    try:
+        for chunk in chunks:
+            summary.processed += len(chunk)
+            if jsonl is not None:
+                summary.all_conform = summary.all_conform and all(conforms for conforms, _line in chunk)
+                jsonl.write("".join(line for _conforms, line in chunk))
+                jsonl.flush()
+            else:
+                summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
+                results.extend(chunk)
+            if show:
+                rate = summary.processed / max(time.monotonic() - started, 1e-9)
+                click.echo(f"\r{summary.processed} patients, {summary.failed_patients + summary.failed_inputs} failed, "
+                           f"{rate:.0f} patients/s", err=True, nl=False)
+    except (batch.WorkerLost, batch.SpoolFailed) as error:  # the results so far are not a whole run: no document
+        _fail(str(error))
+    finally:
+        chunks.close()  # an early end (a write error, a signal) stops the workers and removes the spool now
     if show:
         click.echo("", err=True)
     if not summary.processed:  # nothing to report: no document (an --output file is left as it was)
@@ -189,6 +179,10 @@ def main() -> None:
     """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph."""
     # rdflib logs a traceback for every ill-typed literal it meets; the shapes report those as data findings.
     logging.getLogger("rdflib").setLevel(logging.CRITICAL)
+    if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+        from .output import stop_cleanly_on_signals
+
+        click.get_current_context().call_on_close(stop_cleanly_on_signals())
 
 
 @main.command()
@@ -363,7 +357,7 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
          timeout: float) -> None:
     """Load the guideline, PATHS' patients with their derived facts, and other guideline graphs into a
     remote store, so that every query in queries/ runs there unchanged (query --endpoint)."""
-    from .endpoint import EndpointError, upload
+    from .endpoint import EndpointError, redact, upload
     from .pipeline import CHUNK_SIZE, derive
     from . import guideline
 
@@ -399,7 +393,7 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
     except EndpointError as error:
         _fail(str(error))
     click.echo(f"neuropathy-kg: loaded the guideline, {len(others)} other guideline graph(s) and {loaded} patients "
-               f"into {store_url}", err=True)
+               f"into {redact(store_url)}", err=True)
     sys.exit(2 if failed else 0)
 
 
@@ -427,10 +421,13 @@ def export_fhir_cpg(output: Path | None) -> None:
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)
 def docs(output: Path) -> None:
     """Write the ontology's HTML documentation (pyLODE) and the catalogue page."""
+    from .output import OutputError
     from .publish import PublishError, docs as write
 
     try:
         pages = write(output)
+    except OutputError as error:
+        _fail(str(error))
     except (PublishError, OSError) as error:
         _fail(f"{output}: {error}")
     for page in pages:
@@ -442,10 +439,13 @@ def docs(output: Path) -> None:
 @click.option("--version", "version", metavar="X.Y.Z", help="Version to stamp (default: the package version).")
 def release(output: Path, version: str | None) -> None:
     """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS."""
+    from .output import OutputError
     from .publish import release as write
 
     try:
         files = write(output, version)
+    except OutputError as error:
+        _fail(str(error))
     except OSError as error:
         _fail(f"{output}: {error}")
     for path in files:

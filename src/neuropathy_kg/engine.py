@@ -6,6 +6,7 @@ every query in ``queries/``; ``tests/test_engines.py`` checks that. Terms come b
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
@@ -13,7 +14,9 @@ import pyoxigraph as ox
 import rdflib
 from rdflib.namespace import XSD
 from rdflib.plugins.sparql.algebra import translateQuery, translateUpdate
-from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
+from rdflib.plugins.sparql.parser import expandUnicodeEscapes, parseQuery, parseUpdate
+from rdflib.plugins.sparql.parserutils import CompValue
+from pyparsing import ParseResults
 from rdflib.plugins.sparql.processor import SPARQLProcessor, SPARQLUpdateProcessor
 from rdflib.term import Identifier
 
@@ -89,12 +92,74 @@ def _namespace_key(init_ns) -> frozenset:
 
 @lru_cache(maxsize=1024)
 def _translated_query(text: str, base: str | None, namespaces: frozenset):
-    return translateQuery(parseQuery(text), base, dict(namespaces))
+    parsed = parseQuery(text)
+    _refuse_service(parsed)
+    return translateQuery(parsed, base, dict(namespaces))
 
 
 @lru_cache(maxsize=1024)
 def _translated_update(text: str, namespaces: frozenset):
-    return translateUpdate(parseUpdate(text), None, dict(namespaces))
+    parsed = parseUpdate(text)
+    _refuse_service(parsed)
+    return translateUpdate(parsed, None, dict(namespaces))
+
+
+# ---------------------------------------------------------------- local queries stay local
+#
+# SERVICE makes both engines send HTTP requests (rdflib with urllib, Oxigraph with its own client) from a
+# query over patient data. Every query on a local store is checked first: a query holding a SERVICE clause
+# anywhere (a subquery, EXISTS, OPTIONAL) is refused, found in rdflib's parse tree, so the word inside a
+# string, an IRI or a comment does not count. A text that does not contain the word at all (nor a \u
+# escape, which SPARQL expands before parsing) cannot hold the clause and is not parsed again: the
+# pipeline's own queries cost nothing.
+
+class RemoteQueryRefused(ValueError):
+    """A local query holds a SERVICE clause (a request to another endpoint); ``str(error)`` is one line."""
+
+    def __init__(self) -> None:
+        super().__init__("SERVICE clauses are refused: a query on local data never reaches the network "
+                         "(to query a remote store, use query --endpoint)")
+
+
+def _holds_service(node) -> bool:
+    if isinstance(node, CompValue):
+        return node.name == "ServiceGraphPattern" or any(_holds_service(value) for value in node.values())
+    if isinstance(node, (list, tuple, ParseResults)):
+        return any(_holds_service(value) for value in node)
+    return False
+
+
+def _refuse_service(parsed) -> None:
+    if _holds_service(parsed):
+        raise RemoteQueryRefused()
+
+
+#: What is not a keyword: strings (long and short), IRIs, comments; removed before looking for SERVICE
+#: in a text rdflib cannot parse.
+_NOT_KEYWORDS = re.compile("|".join((
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""',
+    r"'''(?:[^'\\]|\\.|'(?!''))*'''",
+    r'"(?:[^"\\\n]|\\.)*"',
+    r"'(?:[^'\\\n]|\\.)*'",
+    r'<[^<>"{}|^`\\\s]*>',
+    r"#[^\n]*",
+)))
+_SERVICE_KEYWORD = re.compile(r"(?<![?$:\w])SERVICE(?![\w:])", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def refuse_remote(sparql: str, update: bool = False) -> None:
+    """Raise RemoteQueryRefused if ``sparql`` holds a SERVICE clause (see above)."""
+    lowered = sparql.lower()
+    if "service" not in lowered and "\\u" not in lowered:
+        return
+    try:
+        parsed = (parseUpdate if update else parseQuery)(sparql)
+    except Exception:  # noqa: BLE001 - rdflib cannot parse it (the engine will say why): look at its words
+        if _SERVICE_KEYWORD.search(_NOT_KEYWORDS.sub(" ", expandUnicodeEscapes(sparql))):
+            raise RemoteQueryRefused() from None
+        return
+    _refuse_service(parsed)
 
 
 class PreparedSPARQLProcessor(SPARQLProcessor):
@@ -189,6 +254,7 @@ class OxigraphStore:
         self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=True)
 
     def update(self, sparql: str) -> None:
+        refuse_remote(sparql, update=True)
         self.store.update(sparql)
 
     def select(self, sparql: str) -> list[dict[str, Identifier]]:
@@ -199,6 +265,7 @@ class OxigraphStore:
 
     def _rows(self, sparql: str, convert) -> list[dict]:
         """Each solution as {variable: convert(term)}, unbound variables left out."""
+        refuse_remote(sparql)
         result = self.store.query(sparql)
         names = [v.value for v in result.variables]
         return [{name: convert(term) for name, term in zip(names, solution) if term is not None}

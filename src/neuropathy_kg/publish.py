@@ -18,6 +18,7 @@ from rdflib import OWL, RDF, RDFS
 from rdflib.namespace import DCTERMS, SKOS
 
 from . import NKG, __version__, guideline
+from .output import write_atomically as _write_atomically
 
 ONTOLOGY = rdflib.URIRef("https://w3id.org/neuropathy-kg/ontology")
 PATIENT_MODEL = rdflib.URIRef("https://w3id.org/neuropathy-kg/patient-model")
@@ -157,8 +158,3 @@ def catalogue_html(graph: rdflib.Graph) -> str:
     parts.append("</body></html>")
     return "\n".join(parts)
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
