@@ -1,12 +1,14 @@
 """The guideline's artefacts: ontology, shapes and queries, found and parsed once per process.
 
-The repository's top-level ``ontology/``, ``shapes/`` and ``queries/`` are the single source; the
-package reads them where they are (an editable install) or from ``NEUROPATHY_KG_HOME``.
+The repository's top-level ``ontology/``, ``shapes/`` and ``queries/`` are the single source. A built
+wheel carries them as ``neuropathy_kg/artefacts/`` (mapped there at build time: pyproject.toml); an
+editable install reads the checkout's folders in place; ``NEUROPATHY_KG_HOME`` overrides both.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,15 +22,26 @@ CITO = rdflib.Namespace("http://purl.org/spar/cito/")
 PROV = rdflib.Namespace("http://www.w3.org/ns/prov#")
 
 
+class ArtefactsNotFound(RuntimeError):
+    """Neither the package nor the checkout holds the guideline's ontology/; the message is one line."""
+
+
 def home() -> Path:
+    """The folder holding ontology/, shapes/ and queries/: ``NEUROPATHY_KG_HOME`` if set, else the copy an
+    installed wheel carries (neuropathy_kg/artefacts/, through importlib.resources), else the checkout
+    an editable install runs from."""
     env = os.environ.get("NEUROPATHY_KG_HOME")
-    root = Path(env) if env else Path(__file__).resolve().parents[2]
-    if not (root / "ontology").is_dir():
-        raise RuntimeError(
-            f"cannot find the guideline's ontology/ under {root}; install from a checkout "
-            "(pip install -e .) or set NEUROPATHY_KG_HOME to the checkout"
-        )
-    return root
+    if env:
+        candidates = [Path(env)]
+    else:
+        # A wheel is installed as files on disk, so the Traversable is a real folder.
+        candidates = [Path(str(resources.files(__package__) / "artefacts")), Path(__file__).resolve().parents[2]]
+    for root in candidates:
+        if (root / "ontology").is_dir() and (root / "shapes").is_dir() and (root / "queries").is_dir():
+            return root
+    raise ArtefactsNotFound(
+        f"cannot find the guideline's ontology/, shapes/ and queries/ under {' or '.join(map(str, candidates))}; "
+        "install the wheel, or a checkout (pip install -e .), or set NEUROPATHY_KG_HOME to a checkout")
 
 
 def _parse_dir(folder: Path) -> rdflib.Graph:
