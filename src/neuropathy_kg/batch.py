@@ -317,10 +317,13 @@ def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]
 
 
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
-        on_errors: Callable[[list[InputError]], None] = lambda errors: None) -> Iterator[list[dict]]:
+        on_errors: Callable[[list[InputError]], None] = lambda errors: None,
+        on_total: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
     """Results of ``work`` for every unit of input (a file, an NDJSON bucket), in order; reading problems
-    go to ``on_errors``. With jobs > 1, each unit is read, converted and processed in a worker process
-    (forked after the guideline is loaded), so reading runs on all cores too."""
+    go to ``on_errors``; ``on_total`` is told how many units there are once they are listed (NDJSON
+    spooled), before the first result (for a progress bar). With jobs > 1, each unit is read, converted
+    and processed in a worker process (forked after the guideline is loaded), so reading runs on all
+    cores too."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
 
@@ -333,7 +336,11 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
 
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
         if jobs <= 1:
-            for unit in pending(units(paths, Path(spool))):
+            found = pending(units(paths, Path(spool)))
+            if on_total is not None:  # listing units reads nothing but NDJSON, which is spooled anyway
+                found = list(found)
+                on_total(len(found))
+            for unit in found:
                 results, errors = _run_unit(unit)
                 if errors:
                     on_errors(errors)
@@ -344,6 +351,8 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             # The units are listed (NDJSON spooled, by the workers) before any is handed out: imap reads
             # its input in the pool's own task thread, which must not wait on the pool itself.
             listed = list(pending(units(paths, Path(spool), pool.map, jobs)))
+            if on_total is not None:
+                on_total(len(listed))
             for results, errors in pool.imap(_run_unit, listed):
                 if errors:
                     on_errors(errors)

@@ -128,13 +128,14 @@ def select(url: str, query: str, timeout: float = 30.0) -> list[dict[str, Identi
     return _with_retries(url, attempt)
 
 
-def upload(store_url: str, ntriples: bytes, graph: str | None = None, timeout: float = 60.0) -> None:
-    """POST N-Triples into a Graph Store Protocol endpoint (the default graph, or a named one)."""
+def upload(store_url: str, ntriples: bytes, graph: str | None = None, timeout: float = 60.0, replace: bool = False) -> None:
+    """POST N-Triples into a Graph Store Protocol endpoint (the default graph, or a named one); with
+    ``replace``, PUT them: the graph then holds these triples only."""
     separator = "&" if "?" in store_url else "?"
     target = f"{store_url}{separator}graph={urllib.parse.quote(graph, safe='')}" if graph else f"{store_url}{separator}default"
 
     def attempt() -> None:
-        request = urllib.request.Request(target, data=ntriples, method="POST",
+        request = urllib.request.Request(target, data=ntriples, method="PUT" if replace else "POST",
                                          headers={"Content-Type": "application/n-triples", **_auth_header()})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
@@ -146,3 +147,68 @@ def upload(store_url: str, ntriples: bytes, graph: str | None = None, timeout: f
 
     _with_retries(store_url, attempt)
 
+
+
+def run_query(url: str, query: str, form: str, timeout: float = 30.0, default_graph: str | None = None):
+    """A query of any form against a SPARQL 1.1 query endpoint, as an engine.QueryResult; ``default_graph``
+    is sent as default-graph-uri (the named graph `load --graph` wrote)."""
+    from SPARQLWrapper import ASK, CONSTRUCT, DESCRIBE, JSON, N3, POST, SELECT, URLENCODED, SPARQLWrapper
+    from SPARQLWrapper.SPARQLExceptions import EndPointNotFound, QueryBadFormed, Unauthorized
+
+    from .engine import QueryResult
+
+    def attempt() -> QueryResult:
+        client = SPARQLWrapper(url)
+        client.setQuery(query)
+        # SPARQLWrapper guesses the query type with a regex that takes ?creatinineClearance for CLEAR.
+        client.queryType = {"select": SELECT, "ask": ASK, "construct": CONSTRUCT, "describe": DESCRIBE}[form]
+        client.setMethod(POST)
+        client.setRequestMethod(URLENCODED)
+        client.setReturnFormat(JSON if form in ("select", "ask") else N3)
+        client.setTimeout(int(max(1, timeout)))
+        if default_graph:
+            client.addDefaultGraph(default_graph)
+        for name, value in _auth_header().items():
+            client.addCustomHttpHeader(name, value)
+        try:
+            answer = client.query()
+            if form in ("construct", "describe"):
+                data = answer.response.read()
+                graph = rdflib.Graph()
+                kind = answer.response.headers.get("Content-Type", "text/turtle").split(";")[0].strip()
+                graph.parse(data=data, format={"application/n-triples": "nt", "application/rdf+xml": "xml",
+                                               "application/ld+json": "json-ld"}.get(kind, "turtle"))
+                return QueryResult(form, graph=graph)
+            document = answer.convert()
+        except QueryBadFormed:
+            raise _Permanent("HTTP 400 (the endpoint rejected the query as malformed)") from None
+        except Unauthorized:
+            raise _Permanent("HTTP 401 (not authorised: set NEUROPATHY_KG_ENDPOINT_TOKEN or _USER/_PASSWORD)") from None
+        except EndPointNotFound:
+            raise _Permanent("HTTP 404 (no SPARQL endpoint at this URL)") from None
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500:
+                raise _Permanent(f"HTTP {error.code} {error.reason}") from None
+            raise
+        if form == "ask":
+            if not isinstance(document, dict) or not isinstance(document.get("boolean"), bool):
+                raise _Permanent("malformed SPARQL results: no boolean in the answer to an ASK")
+            return QueryResult(form, boolean=document["boolean"])
+        if not isinstance(document, dict) or "results" not in document:
+            raise _Permanent("malformed SPARQL results: no 'results' in the answer")
+        try:
+            names = tuple(document.get("head", {}).get("vars", []))
+            rows = tuple({name: _term(value) for name, value in row.items()} for row in document["results"]["bindings"])
+        except (AttributeError, KeyError, TypeError) as error:
+            raise _Permanent(f"malformed SPARQL results ({one_line(error)})") from None
+        return QueryResult(form, names, rows)
+
+    return _with_retries(url, attempt)
+
+
+def held_assessment_dates(url: str, graph: str | None, timeout: float = 30.0) -> set[str]:
+    """The assessment dates (nkg:assessmentDate) the store's graph holds: none in an empty store."""
+    from . import NKG
+
+    text = f"SELECT DISTINCT ?date WHERE {{ <{NKG.assessment}> <{NKG.assessmentDate}> ?date }}"
+    return {str(row["date"]) for row in run_query(url, text, "select", timeout, graph).rows if "date" in row}

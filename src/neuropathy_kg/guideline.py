@@ -8,6 +8,7 @@ editable install reads the checkout's folders in place; ``NEUROPATHY_KG_HOME`` o
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from dataclasses import dataclass, field
 from functools import cache
@@ -169,11 +170,6 @@ def guideline_info() -> tuple[str, str]:
     return str(NKG.guideline), str(version)
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return "not recorded"
-
-
 def _format(value: object) -> str:
     if value is True:
         return "yes"
@@ -182,12 +178,20 @@ def _format(value: object) -> str:
     return str(value)
 
 
+#: How an absent value reads in a rationale: its date qualifier (" on {d}", ", dated {d}") goes, and the
+#: value with its "latest" and its unit ("{x}%", "{x}/10", "{x} m") becomes "not recorded" - never
+#: "latest not recorded m" or "HbA1c not recorded% on not recorded".
+_ABSENT_DATE = r"(?:,? (?:on|dated) )\{{{key}\}}"
+_ABSENT_VALUE = r"(?:latest (?:score )?)?\{{{key}\}}(?:%|/10| m\b| kg\b| mg/day\b| mL/min\b)?"
+
+
 def rationale(action_id: str, values: dict[str, object]) -> str:
     """The action's nkg:rationaleTemplate filled with the query's values ('not recorded' where absent)."""
     template = catalogue()[action_id].rationale
-    return template.format_map(_Blank({k: _format(v) for k, v in values.items()}))
-
-
+    for key in {match.group(1) for match in re.finditer(r"\{(\w+)\}", template)} - values.keys():
+        template = re.sub(_ABSENT_DATE.format(key=key), "", template)
+        template = re.sub(_ABSENT_VALUE.format(key=key), "not recorded", template)
+    return template.format_map({k: _format(v) for k, v in values.items()})
 
 
 @cache
