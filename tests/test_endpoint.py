@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, sparql_json_rows
 from neuropathy_kg import endpoint, guideline
 from neuropathy_kg.cli import main
 from neuropathy_kg.load import read_patients
@@ -84,7 +84,7 @@ def test_query_command_against_the_endpoint(oxigraph_server):
     runner.invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES / "03-renal-impairment.ttl")])
     result = runner.invoke(main, ["query", "repeat-ivig", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
     assert result.exit_code == 0, result.stderr
-    assert any(r["patient"].endswith("carmen/patient") and r["dailyAmount"] == 30 for r in json.loads(result.stdout)["rows"])
+    assert any(r["patient"].endswith("carmen/patient") and float(r["dailyAmount"]) == 30 for r in sparql_json_rows(result.stdout))
     both = runner.invoke(main, ["query", "repeat-ivig", str(EXAMPLES), "--endpoint", f"{oxigraph_server}/query"])
     assert both.exit_code == 2 and "not both" in both.stderr
 
@@ -190,4 +190,4 @@ def test_interactions_over_the_endpoint_equal_local(oxigraph_server):
         found += len(remote)
     assert found == 22  # 2 contradictions, 4 repetitions, 8 alternatives, 8 drug-drug interactions
     contradictions = CliRunner().invoke(main, ["query", "contradictions", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
-    assert {r["drug"].rsplit("/", 1)[-1] for r in json.loads(contradictions.stdout)["rows"]} == {"tramadol", "duloxetine"}
+    assert {r["drug"].rsplit("/", 1)[-1] for r in sparql_json_rows(contradictions.stdout)} == {"tramadol", "duloxetine"}

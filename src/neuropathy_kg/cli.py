@@ -319,7 +319,7 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
     try:
         form = query_form(text)
     except Exception as error:  # pyparsing's ParseException, and whatever else the parser raises
-        _fail(f"{query}: not a SPARQL query: {one_line(error)}")
+        _fail(f"{query}: query failed: not a SPARQL query ({one_line(error)})")
     chosen = fmt or ("turtle" if form in ("construct", "describe") else _default_format(None, output))
     if chosen not in QUERY_FORMATS[form]:
         raise click.UsageError(f"{form.upper()} queries have no --format {chosen} (choose {', '.join(QUERY_FORMATS[form])})")
