@@ -257,7 +257,7 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                 data = rdflib.Graph()
                 data += guideline.ontology()
                 report = shacl_report(data, guideline.guideline_shapes())
-                conforms = bool(report.value(None, rdflib.namespace.SH.conforms))
+                conforms = all(value.toPython() is True for value in report.objects(None, rdflib.namespace.SH.conforms))
                 out.write(report.serialize(format="turtle"))
             else:
                 document = validate_guideline()
