@@ -191,3 +191,49 @@ def test_interactions_over_the_endpoint_equal_local(oxigraph_server):
     assert found == 22  # 2 contradictions, 4 repetitions, 8 alternatives, 8 drug-drug interactions
     contradictions = CliRunner().invoke(main, ["query", "contradictions", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
     assert {r["drug"].rsplit("/", 1)[-1] for r in sparql_json_rows(contradictions.stdout)} == {"tramadol", "duloxetine"}
+
+
+def test_load_replaces_so_a_store_holds_one_assessment_date(oxigraph_server):
+    """Issue 16: two loads at different dates used to leave both dates' facts (patient-facts: 11 rows for
+    8 patients). `load` replaces its graph; --append adds at the same date only; a named graph is
+    queried with --graph."""
+    store, query_url = f"{oxigraph_server}/store", f"{oxigraph_server}/query"
+    runner = CliRunner()
+
+    def facts(*extra: str) -> list[dict]:
+        result = runner.invoke(main, ["query", "patient-facts", "--endpoint", query_url, "--format", "json", *extra])
+        assert result.exit_code == 0, result.stderr
+        return sparql_json_rows(result.stdout)
+
+    def dates() -> set[str]:
+        return endpoint.held_assessment_dates(query_url, None)
+
+    for as_of in ("2026-11-24", "2026-12-24"):
+        result = runner.invoke(main, ["load", "--store", store, "--as-of", as_of, str(EXAMPLES)])
+        assert result.exit_code == 0, result.stderr
+        rows = facts()
+        assert len(rows) == 8 and len({r["patient"] for r in rows}) == 8, as_of
+        assert dates() == {as_of}
+    # --append at the same date adds (the same triples: still 8 rows); at another date it is refused.
+    same = runner.invoke(main, ["load", "--append", "--endpoint", query_url, "--store", store, "--as-of", "2026-12-24",
+                                str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert same.exit_code == 0, same.stderr
+    assert len(facts()) == 8
+    other = runner.invoke(main, ["load", "--append", "--endpoint", query_url, "--store", store, "--as-of", "2026-11-24",
+                                 str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert other.exit_code == 2 and "holds the assessment of 2026-12-24" in other.stderr
+    assert dates() == {"2026-12-24"}
+    assert runner.invoke(main, ["load", "--append", "--store", store, str(EXAMPLES)]).exit_code == 2  # needs --endpoint
+    # A named graph: loaded with --graph, queried with --graph; the default graph is left as it was.
+    named = runner.invoke(main, ["load", "--store", store, "--graph", "urn:nkg:run:1", "--as-of", "2026-11-24",
+                                 str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert named.exit_code == 0, named.stderr
+    in_graph = facts("--graph", "urn:nkg:run:1")
+    assert [r["patient"].rsplit("/", 2)[-2] for r in in_graph] == ["carmen"]
+    assert endpoint.held_assessment_dates(query_url, "urn:nkg:run:1") == {"2026-11-24"}
+    assert len(facts()) == 8
+    ask = runner.invoke(main, ["query", str(ASK), "--endpoint", query_url, "--graph", "urn:nkg:run:1", "--format", "json"])
+    assert json.loads(ask.stdout) == {"head": {}, "boolean": True}
+
+
+ASK = ROOT / "tests" / "ask-patient.rq"

@@ -123,8 +123,9 @@ def test_validate_guideline_as_turtle():
 
 
 def test_help_texts_have_an_example_and_exit_codes():
-    for command in ("recommend", "validate", "query", "reason", "load", "interactions"):
-        text = run(command, "--help").stdout
+    for command in ("recommend", "validate", "query", "reason", "load", "interactions", "docs", "release",
+                    "export fhir-cpg", ""):
+        text = run(*command.split(), "--help").stdout
         assert "Example" in text and "Exit status" in text, command
 
 
@@ -161,3 +162,10 @@ def test_plurals_and_absent_values():
     text = run("recommend", *AS_OF, "--format", "text", str(EXAMPLES)).stdout
     for wrong in ("not recorded m", "not recorded%", "on not recorded", "1 patients", "not recorded/10", "dated not recorded"):
         assert wrong not in text, wrong
+
+
+def test_progress_has_total_percentage_and_rate_only_when_asked():
+    shown = run("recommend", *AS_OF, "--progress", "--format", "json", str(EXAMPLES)).stderr
+    last = shown.replace("\r", "\n").strip().splitlines()[-2]
+    assert "100%" in last and "7/7" in last and "unit/s" in last and "8 patients" in last
+    assert "100%" not in run("recommend", *AS_OF, "--format", "json", str(EXAMPLES)).stderr  # not a terminal

@@ -28,11 +28,9 @@ from .load import InputError, one_line, read_patients
 FORMATS = ("text", "json")
 ALL_QUERY_FORMATS = ("json", "csv", "tsv", "text", "turtle", "ntriples")
 
-
 def _fail(message: str) -> None:
     click.echo(f"neuropathy-kg: {message}", err=True)
     sys.exit(2)
-
 
 def _as_of(value: str | None) -> dt.date:
     if value is None:
@@ -42,16 +40,13 @@ def _as_of(value: str | None) -> dt.date:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
 
-
 def _default_format(given: str | None, output: Path | None = None) -> str:
     if given:
         return given
     return "text" if output is None and sys.stdout.isatty() else "json"
 
-
 def _json_text(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-
 
 @contextlib.contextmanager
 def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
@@ -81,7 +76,6 @@ def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
         Path(temporary).unlink(missing_ok=True)
         raise
 
-
 def _read(paths: tuple[str, ...]):
     if not paths:
         _fail("no input: give one or more files, folders, or - for standard input")
@@ -91,7 +85,6 @@ def _read(paths: tuple[str, ...]):
     if not patients and not errors:
         _fail("no patients found in the input")
     return patients, errors
-
 
 def _default_jobs(paths: tuple[str, ...]) -> int:
     """All cores for large inputs; one process for small ones (forking costs more than it saves)."""
@@ -103,7 +96,6 @@ def _default_jobs(paths: tuple[str, ...]) -> int:
         elif path.is_dir():
             total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return (os.cpu_count() or 1) if total > 2_000_000 else 1
-
 
 def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
                 progress: bool | None) -> tuple[list[dict], RunSummary]:
@@ -150,7 +142,6 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
         click.echo(f"neuropathy-kg: {summary.line()}", err=True)
     return results, summary
 
-
 def _progress_bar(show: bool):
     """tqdm over the run's units (files and NDJSON buckets; the total is known once they are listed):
     percentage, rate and time left on standard error, the patients done as its postfix."""
@@ -159,14 +150,10 @@ def _progress_bar(show: bool):
     return tqdm(total=None, unit="unit", desc="neuropathy-kg", file=sys.stderr, disable=not show, leave=True,
                 dynamic_ncols=True, smoothing=0.1)
 
-
 def _no_jsonl_with(jsonl: bool, fmt: str | None) -> None:
     """JSON Lines are JSON, one patient a line: no other format can be written that way (exit 2)."""
     if jsonl and fmt not in (None, "json"):
         raise click.UsageError(f"--jsonl writes JSON Lines; it cannot be combined with --format {fmt}")
-
-
-EXIT_CODES = "\b\nExit status: 0 done, 1 {one}, 2 unusable input or usage (the other inputs are still processed)."
 
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
 output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -176,14 +163,20 @@ progress_option = click.option("--progress/--no-progress", default=None, help="P
 as_of_option = click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Assessment date every time rule counts from (default: today).")
 engine_option = click.option("--engine", type=click.Choice(ENGINES), default="oxigraph", show_default=True, help="SPARQL engine.")
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neuropathy-kg")
 def main() -> None:
-    """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph."""
+    """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph.
+
+    \b
+    Example:
+      neuropathy-kg recommend --as-of 2026-11-24 --format text examples/
+    \b
+    JSON goes to standard output, messages and progress to standard error. Exit status: 0 done,
+    1 a violation (validate) or inconsistency (reason), 2 unusable input or usage.
+    """
     # rdflib logs a traceback for every ill-typed literal it meets; the shapes report those as data findings.
     logging.getLogger("rdflib").setLevel(logging.CRITICAL)
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -216,7 +209,6 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
             document = {**recommend_document(date, results), "summary": summary.as_json()}
             out.write(_json_text(document) if _default_format(fmt, output) == "json" else render.recommendations(document) + "\n")
     sys.exit(2 if summary.failed else 0)
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -285,7 +277,6 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
         sys.exit(2)
     sys.exit(0 if summary.all_conform else 1)
 
-
 @main.command()
 @click.argument("query")
 @click.argument("paths", nargs=-1)
@@ -350,7 +341,6 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
         out.write(serialise(result, chosen))
     sys.exit(2 if errors else 0)
 
-
 @main.command()
 @click.argument("paths", nargs=-1)
 @as_of_option
@@ -381,7 +371,6 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
         sys.exit(2)
     sys.exit(0 if document["consistent"] else 1)
 
-
 @main.command()
 @click.argument("others", nargs=-1, required=True, metavar="OTHER...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
@@ -408,7 +397,6 @@ def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: 
     document = find(graphs, engine)
     with _output(output, others) as out:
         out.write(_json_text(document) if _default_format(fmt, output) == "json" else render.interactions(document) + "\n")
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -484,17 +472,22 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
                f"{render.plural(loaded, 'patient')}", err=True)
     sys.exit(2 if failed else 0)
 
-
 @main.group()
 def export() -> None:
     """Write the guideline in other standard forms."""
-
 
 @export.command("fhir-cpg")
 @output_option
 def export_fhir_cpg(output: Path | None) -> None:
     """The guideline as HL7 FHIR Clinical Practice Guidelines resources (R4B): one Bundle with a
-    PlanDefinition, ActivityDefinitions with dosage, Citations and ValueSets (docs/linking.md)."""
+    PlanDefinition, ActivityDefinitions with dosage, Citations and ValueSets (docs/linking.md).
+
+    \b
+    Example:
+      neuropathy-kg export fhir-cpg --output guideline-cpg.json
+    \b
+    Exit status: 0 done, 2 the export cannot be made or written.
+    """
     from .cpg import ExportError, export_bundle
 
     try:
@@ -504,11 +497,18 @@ def export_fhir_cpg(output: Path | None) -> None:
     with _output(output, ()) as out:
         out.write(_json_text(bundle))
 
-
 @main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)
 def docs(output: Path) -> None:
-    """Write the ontology's HTML documentation (pyLODE) and the catalogue page."""
+    """Write the HTML documentation: one pyLODE page per ontology (the guideline, the patient
+    vocabulary) and the catalogue page, linked both ways (needs the docs extra).
+
+    \b
+    Example:
+      neuropathy-kg docs --output build/docs
+    \b
+    Exit status: 0 done, 2 pyLODE or jinja2 missing, or the folder cannot be written.
+    """
     from .publish import PublishError, docs as write
 
     try:
@@ -518,12 +518,18 @@ def docs(output: Path) -> None:
     for page in pages:
         click.echo(f"wrote {page}", err=True)
 
-
 @main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/release"), show_default=True)
 @click.option("--version", "version", metavar="X.Y.Z", help="Version to stamp (default: the package version).")
 def release(output: Path, version: str | None) -> None:
-    """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS."""
+    """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS.
+
+    \b
+    Example:
+      neuropathy-kg release --output build/release --version 0.1.0
+    \b
+    Exit status: 0 done, 2 the folder cannot be written.
+    """
     from .publish import release as write
 
     try:
@@ -532,7 +538,6 @@ def release(output: Path, version: str | None) -> None:
         _fail(f"{output}: {error}")
     for path in files:
         click.echo(f"wrote {path}", err=True)
-
 
 def _query_text(name: str) -> str:
     path = Path(name)
@@ -546,7 +551,6 @@ def _query_text(name: str) -> str:
         return known[name].read_text(encoding="utf-8")
     _fail(f"{name}: no such query file, and no query of that name in queries/ (known: {', '.join(sorted(known))})")
     return ""
-
 
 if __name__ == "__main__":
     main()
