@@ -237,3 +237,18 @@ def test_load_replaces_so_a_store_holds_one_assessment_date(oxigraph_server):
 
 
 ASK = ROOT / "tests" / "ask-patient.rq"
+
+
+def test_construct_and_ask_over_the_endpoint_equal_local(oxigraph_server, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES)]).exit_code == 0
+    construct = tmp_path / "ids.rq"
+    construct.write_text("PREFIX nkg: <https://w3id.org/neuropathy-kg/>\n"
+                         "CONSTRUCT { ?p nkg:patientId ?id } WHERE { ?p a nkg:Patient ; nkg:patientId ?id }")
+    for fmt in ("ntriples", "turtle"):
+        remote = runner.invoke(main, ["query", str(construct), "--endpoint", f"{oxigraph_server}/query", "--format", fmt])
+        local = runner.invoke(main, ["query", str(construct), "--as-of", "2026-11-24", "--format", fmt, str(EXAMPLES)])
+        assert remote.exit_code == 0, remote.stderr
+        assert remote.stdout == local.stdout and remote.stdout.count("nkg:patientId" if fmt == "turtle" else "patientId") == 8
+    ask = runner.invoke(main, ["query", str(ASK), "--endpoint", f"{oxigraph_server}/query", "--format", "text"])
+    assert ask.stdout == "true\n"
