@@ -157,6 +157,10 @@ def test_plurals_and_absent_values():
     assert render.plural(1, "patient") == "1 patient" and render.plural(2, "patient") == "2 patients"
     assert render.quantity(7.5, "%") == "7.5%" and render.quantity(68.0, "mL/min") == "68 mL/min"
     assert render.number(87.55) == "87.55" and render.number(3) == "3"
+    assert render.prose("pregabalin 300.0 mg/day, 28.50 mL/min, version 0.1.0, 2026-11-24") == \
+        "pregabalin 300 mg/day, 28.50 mL/min, version 0.1.0, 2026-11-24"
+    findings = run("validate", *AS_OF, "--format", "text", str(EXAMPLES), code=1).stdout
+    assert "pregabalin 300 mg/day" in findings and "300.0" not in findings
     one = run("validate", *AS_OF, "--format", "text", str(EXAMPLES / "03-renal-impairment.ttl"), code=1).stdout
     assert "1 patient checked" in one
     text = run("recommend", *AS_OF, "--format", "text", str(EXAMPLES)).stdout

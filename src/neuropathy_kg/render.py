@@ -56,6 +56,17 @@ def quantity(value: object, unit: str = "") -> str:
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
+#: A whole number written with a point ("300.0", as SPARQL writes an xsd:decimal or double), not part of
+#: a longer dotted run (a version "0.1.0").
+_WHOLE_WITH_POINT = re.compile(r"(?<![\d.])(\d+)\.0+(?![\d.])")
+
+
+def prose(text: str) -> str:
+    """A message or rationale with its numbers as ``number`` writes them: '300.0 mg/day' -> '300 mg/day',
+    so that validate's messages (numbers as the shapes' SPARQL writes them) read like recommend's."""
+    return _WHOLE_WITH_POINT.sub(r"\1", text)
+
+
 def yes_no(value: object) -> str:
     return "yes" if value else "no"
 
@@ -106,7 +117,7 @@ def recommendations(document: dict) -> str:
             lines.append(f"  - {action['id']:<44} {action['label']}")
             if extra:
                 lines.append(f"      {'; '.join(extra)}")
-            lines.append(_wrap(f"{action['rationale']} {_refs(action['citations'])}", "      "))
+            lines.append(_wrap(f"{prose(action['rationale'])} {_refs(action['citations'])}", "      "))
         for missing in patient["missingData"]:
             lines.append(f"  ! {missing['id']} (needed for {', '.join(missing['neededFor'])})")
         lines.append("")
@@ -121,7 +132,7 @@ def findings(document: dict, noun: str = "patient") -> str:
         lines.append(f"Patient {patient['patient']}: {status}")
         for finding in patient["findings"]:
             lines.append(f"  {finding['severity'].upper():<9} {finding['id']}")
-            lines.append(_wrap(f"{finding['message']} {_refs(finding['citations'])}", "            "))
+            lines.append(_wrap(f"{prose(finding['message'])} {_refs(finding['citations'])}", "            "))
         lines.append("")
     verdict = "all conform" if document["conforms"] else "at least one violation"
     lines.append(f"{plural(len(document['patients']), noun)} checked: {verdict}")
