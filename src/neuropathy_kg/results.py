@@ -25,7 +25,6 @@ FORMATS = {
     "construct": ("turtle", "ntriples"),
     "describe": ("turtle", "ntriples"),
 }
-ALL_FORMATS = ("json", "csv", "tsv", "text", "turtle", "ntriples")
 
 
 class FormatError(ValueError):
@@ -86,10 +85,6 @@ def select_tsv(result: QueryResult) -> str:
 
 def ask_json(result: QueryResult) -> str:
     return json.dumps({"head": {}, "boolean": result.boolean}) + "\n"
-
-
-def formats_of(form: str) -> tuple[str, ...]:
-    return FORMATS[form]
 
 
 def serialise(result: QueryResult, fmt: str) -> str:
