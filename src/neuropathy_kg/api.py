@@ -52,11 +52,16 @@ class InputErrors(InputError):
     """Several inputs could not be read; ``errors`` holds each one's InputError."""
 
     def __init__(self, errors: list[InputError]) -> None:
-        self.errors = errors
-        Exception.__init__(self, "; ".join(map(str, errors)))
+        self.errors = list(errors)
+        Exception.__init__(self, "; ".join(map(str, self.errors)))
+        self.source = ", ".join(error.source for error in self.errors)
+        self.problem = "; ".join(error.problem for error in self.errors)
 
     def __str__(self) -> str:
         return "; ".join(map(str, self.errors))
+
+    def __reduce__(self):
+        return type(self), (self.errors,)
 
 
 def _date(as_of: str | dt.date | None) -> dt.date:

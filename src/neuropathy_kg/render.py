@@ -49,20 +49,20 @@ def number(value: object) -> str:
 
 
 def quantity(value: object, unit: str = "") -> str:
-    """A value with its unit ('68 mL/min', '7.5%', '600 mg'); '%' is written without a space."""
+    """A value with its unit ('68 mL/min', '7.5%', '25 mg'); '%' is written without a space."""
     text = number(value)
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
 
 
-#: A whole number written with a point ("300.0", as SPARQL writes an xsd:decimal or double), not part of
+#: A whole number written with a point ("25.0", as SPARQL writes an xsd:decimal or double), not part of
 #: a longer dotted run (a version "0.1.0").
 _WHOLE_WITH_POINT = re.compile(r"(?<![\d.])(\d+)\.0+(?![\d.])")
 
 
 def prose(text: str) -> str:
-    """A message or rationale with its numbers as ``number`` writes them: '300.0 mg/day' -> '300 mg/day',
+    """A message or rationale with its numbers as ``number`` writes them: '25.0 mg/day' -> '25 mg/day',
     so that validate's messages (numbers as the shapes' SPARQL writes them) read like recommend's."""
     return _WHOLE_WITH_POINT.sub(r"\1", text)
 
