@@ -45,3 +45,10 @@ def run(name: str, engine: str) -> tuple[dict, dict]:
 @pytest.fixture(params=ENGINES)
 def engine(request) -> str:
     return request.param
+
+
+def sparql_json_rows(text: str) -> list[dict[str, str]]:
+    """The bindings of a SPARQL 1.1 Query Results JSON document, each value by its lexical form."""
+    document = json.loads(text)
+    assert set(document) == {"head", "results"} and isinstance(document["head"]["vars"], list)
+    return [{name: term["value"] for name, term in binding.items()} for binding in document["results"]["bindings"]]

@@ -13,6 +13,7 @@ import pytest
 import rdflib
 from click.testing import CliRunner
 
+from conftest import sparql_json_rows
 from neuropathy_kg.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,12 +148,12 @@ def test_empty_folder(tmp_path):
 def test_named_query_and_query_file(tmp_path):
     result = invoke("query", "patient-facts", *AS_OF, "--format", "json", str(EXAMPLES / "03-renal-impairment.ttl"))
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)["rows"]
-    assert rows[0]["renalBand"] == "15-29" and rows[0]["creatinineClearance"] == 25
+    rows = sparql_json_rows(result.stdout)
+    assert rows[0]["renalBand"] == "15-29" and float(rows[0]["creatinineClearance"]) == 25
     question = tmp_path / "bands.rq"
     question.write_text("PREFIX nkg: <https://w3id.org/neuropathy-kg/>\n"
                         "SELECT ?code WHERE { ?band a nkg:RenalBand ; nkg:bandCode ?code } ORDER BY ?code")
-    rows = json.loads(invoke("query", str(question), "--format", "json").stdout)["rows"]
+    rows = sparql_json_rows(invoke("query", str(question), "--format", "json").stdout)
     assert [r["code"] for r in rows] == ["15-29", "30-59", "<15", ">=60"]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, sparql_json_rows
 from neuropathy_kg import endpoint, guideline
 from neuropathy_kg.cli import main
 from neuropathy_kg.load import read_patients
@@ -84,7 +84,7 @@ def test_query_command_against_the_endpoint(oxigraph_server):
     runner.invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES / "03-renal-impairment.ttl")])
     result = runner.invoke(main, ["query", "repeat-ivig", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
     assert result.exit_code == 0, result.stderr
-    assert any(r["patient"].endswith("carmen/patient") and r["dailyAmount"] == 30 for r in json.loads(result.stdout)["rows"])
+    assert any(r["patient"].endswith("carmen/patient") and float(r["dailyAmount"]) == 30 for r in sparql_json_rows(result.stdout))
     both = runner.invoke(main, ["query", "repeat-ivig", str(EXAMPLES), "--endpoint", f"{oxigraph_server}/query"])
     assert both.exit_code == 2 and "not both" in both.stderr
 
@@ -190,4 +190,65 @@ def test_interactions_over_the_endpoint_equal_local(oxigraph_server):
         found += len(remote)
     assert found == 22  # 2 contradictions, 4 repetitions, 8 alternatives, 8 drug-drug interactions
     contradictions = CliRunner().invoke(main, ["query", "contradictions", "--endpoint", f"{oxigraph_server}/query", "--format", "json"])
-    assert {r["drug"].rsplit("/", 1)[-1] for r in json.loads(contradictions.stdout)["rows"]} == {"tramadol", "duloxetine"}
+    assert {r["drug"].rsplit("/", 1)[-1] for r in sparql_json_rows(contradictions.stdout)} == {"tramadol", "duloxetine"}
+
+
+def test_load_replaces_so_a_store_holds_one_assessment_date(oxigraph_server):
+    """Issue 16: two loads at different dates used to leave both dates' facts (patient-facts: 11 rows for
+    8 patients). `load` replaces its graph; --append adds at the same date only; a named graph is
+    queried with --graph."""
+    store, query_url = f"{oxigraph_server}/store", f"{oxigraph_server}/query"
+    runner = CliRunner()
+
+    def facts(*extra: str) -> list[dict]:
+        result = runner.invoke(main, ["query", "patient-facts", "--endpoint", query_url, "--format", "json", *extra])
+        assert result.exit_code == 0, result.stderr
+        return sparql_json_rows(result.stdout)
+
+    def dates() -> set[str]:
+        return endpoint.held_assessment_dates(query_url, None)
+
+    for as_of in ("2026-11-24", "2026-12-24"):
+        result = runner.invoke(main, ["load", "--store", store, "--as-of", as_of, str(EXAMPLES)])
+        assert result.exit_code == 0, result.stderr
+        rows = facts()
+        assert len(rows) == 8 and len({r["patient"] for r in rows}) == 8, as_of
+        assert dates() == {as_of}
+    # --append at the same date adds (the same triples: still 8 rows); at another date it is refused.
+    same = runner.invoke(main, ["load", "--append", "--endpoint", query_url, "--store", store, "--as-of", "2026-12-24",
+                                str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert same.exit_code == 0, same.stderr
+    assert len(facts()) == 8
+    other = runner.invoke(main, ["load", "--append", "--endpoint", query_url, "--store", store, "--as-of", "2026-11-24",
+                                 str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert other.exit_code == 2 and "holds the assessment of 2026-12-24" in other.stderr
+    assert dates() == {"2026-12-24"}
+    assert runner.invoke(main, ["load", "--append", "--store", store, str(EXAMPLES)]).exit_code == 2  # needs --endpoint
+    # A named graph: loaded with --graph, queried with --graph; the default graph is left as it was.
+    named = runner.invoke(main, ["load", "--store", store, "--graph", "urn:nkg:run:1", "--as-of", "2026-11-24",
+                                 str(EXAMPLES / "03-renal-impairment.ttl")])
+    assert named.exit_code == 0, named.stderr
+    in_graph = facts("--graph", "urn:nkg:run:1")
+    assert [r["patient"].rsplit("/", 2)[-2] for r in in_graph] == ["carmen"]
+    assert endpoint.held_assessment_dates(query_url, "urn:nkg:run:1") == {"2026-11-24"}
+    assert len(facts()) == 8
+    ask = runner.invoke(main, ["query", str(ASK), "--endpoint", query_url, "--graph", "urn:nkg:run:1", "--format", "json"])
+    assert json.loads(ask.stdout) == {"head": {}, "boolean": True}
+
+
+ASK = ROOT / "tests" / "ask-patient.rq"
+
+
+def test_construct_and_ask_over_the_endpoint_equal_local(oxigraph_server, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["load", "--store", f"{oxigraph_server}/store", "--as-of", "2026-11-24", str(EXAMPLES)]).exit_code == 0
+    construct = tmp_path / "ids.rq"
+    construct.write_text("PREFIX nkg: <https://w3id.org/neuropathy-kg/>\n"
+                         "CONSTRUCT { ?p nkg:patientId ?id } WHERE { ?p a nkg:Patient ; nkg:patientId ?id }")
+    for fmt in ("ntriples", "turtle"):
+        remote = runner.invoke(main, ["query", str(construct), "--endpoint", f"{oxigraph_server}/query", "--format", fmt])
+        local = runner.invoke(main, ["query", str(construct), "--as-of", "2026-11-24", "--format", fmt, str(EXAMPLES)])
+        assert remote.exit_code == 0, remote.stderr
+        assert remote.stdout == local.stdout and remote.stdout.count("nkg:patientId" if fmt == "turtle" else "patientId") == 8
+    ask = runner.invoke(main, ["query", str(ASK), "--endpoint", f"{oxigraph_server}/query", "--format", "text"])
+    assert ask.stdout == "true\n"

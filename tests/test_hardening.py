@@ -155,7 +155,7 @@ def test_bad_lines_in_worker_processes_name_the_original_file_and_line(tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert f"{export / 'Patient.ndjson'}:8: not valid JSON" in result.stderr
     assert len(result.stdout.splitlines()) == 40
-    assert "40 patients processed, 0 patients failed, 1 inputs or lines skipped" in result.stderr
+    assert "40 patients processed, 0 patients failed, 1 input or line skipped" in result.stderr
 
 
 # ---------------------------------------------------------------- output

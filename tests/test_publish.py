@@ -5,6 +5,7 @@ ontology stays within OWL 2 DL (structural checks the reasoner does not make).""
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 
 import pytest
@@ -32,10 +33,37 @@ def test_docs_list_every_term(tmp_path):
     pytest.importorskip("pylode")
     result = CliRunner().invoke(main, ["docs", "--output", str(tmp_path)])
     assert result.exit_code == 0, result.stderr
-    pages = (tmp_path / "ontology.html").read_text() + (tmp_path / "catalogue.html").read_text()
+    pages = "".join((tmp_path / name).read_text() for name in ("ontology.html", "patient-model.html", "catalogue.html"))
     missing = sorted(str(t) for t in nkg_terms(guideline.ontology()) if str(t) not in pages)
     assert missing == []
     assert "Subtherapeutic pregabalin" in pages and "USPI-pregabalin" in pages
+
+
+def test_docs_one_page_per_ontology_linked_both_ways(tmp_path):
+    """The guideline ontology and the patient vocabulary each have a page; catalogue rows carry their
+    catalogue id as a link, kinds link to their class's section, and classes link back."""
+    pytest.importorskip("pylode")
+    result = CliRunner().invoke(main, ["docs", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    guideline_page = (tmp_path / "ontology.html").read_text()
+    patient_page = (tmp_path / "patient-model.html").read_text()
+    catalogue = (tmp_path / "catalogue.html").read_text()
+    assert "neuropathy-kg patient vocabulary" in patient_page and "neuropathy-kg patient vocabulary" not in guideline_page
+    assert "https://w3id.org/neuropathy-kg/Patient" in patient_page
+    # The patient vocabulary's classes are documented on its page only.
+    section = '<div class="property entity" id="patient">'
+    assert section in patient_page and section not in guideline_page
+    # Every catalogue entry's row: id anchor = local name, the catalogue id linking to it.
+    for entry in guideline.catalogue().values():
+        local = entry.iri.rsplit("/", 1)[-1]
+        assert f'<tr id="{local}"><td><a href="#{local}"><code>{entry.id}</code></a>' in catalogue, entry.id
+    # Kinds link to the ontology pages, and those pages link back to the catalogue's kinds.
+    for page, text in (("ontology.html", guideline_page), ("patient-model.html", patient_page)):
+        fragments = re.findall(rf'<a href="{page}#([^"]+)">class</a>', catalogue)
+        assert fragments, page
+        for fragment in fragments:
+            assert f'id="{fragment}"><p class="catalogue"><a href="catalogue.html#kind-' in text, (page, fragment)
+    assert "<script" not in catalogue  # jinja2 autoescaping: labels and definitions are text
 
 
 RELEASE_IRI = "https://w3id.org/neuropathy-kg/releases/9.8.7/"

@@ -2,12 +2,42 @@
 
 The clinical content lives in ``ontology/``, ``shapes/`` and ``queries/``; this package loads patient
 data, runs those artefacts on an RDF engine and reports the results.
+
+The library (neuropathy_kg.api, imported on first use so that ``import neuropathy_kg`` stays light):
+``recommend(inputs, as_of=...)``, ``validate(inputs, as_of=...)``, ``query(query, inputs, as_of=...)``,
+and ``InputError``, which they raise for an input that cannot be read.
 """
+
+import logging
 
 from rdflib import Namespace
 
 __version__ = "0.1.0"
+__all__ = ["recommend", "validate", "query", "InputError", "NKG", "__version__"]
 
+_API = {"recommend": "api", "validate": "api", "query": "api", "InputError": "load"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _IllTypedLiteralFilter(logging.Filter):
+    """Drops rdflib's warning, with a traceback, for every ill-typed literal it meets ("Failed to
+    convert Literal lexical form to value"): the shapes report those as data findings, one line each.
+    On rdflib's own logger, so that it holds for the library as for the command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal")
+
+
+logging.getLogger("rdflib.term").addFilter(_IllTypedLiteralFilter())
 
 
 class TermNamespace(Namespace):

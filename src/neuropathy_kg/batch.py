@@ -381,13 +381,15 @@ def _listed(found: Iterator[Unit], spool: str) -> Iterator[Unit]:
 
 
 def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[dict]], jobs: int = 1,
-        on_errors: Callable[[list[InputError]], None] = lambda errors: None) -> Iterator[list[dict]]:
+        on_errors: Callable[[list[InputError]], None] = lambda errors: None,
+        on_total: Callable[[int], None] | None = None) -> Iterator[list[dict]]:
     """Results of ``work`` for every unit of input (a file, an NDJSON bucket), in order; reading problems
-    go to ``on_errors``. With jobs > 1, each unit is read, converted and processed in a worker process
-    (forked after the guideline is loaded), so reading runs on all cores too; results are the same, in
-    the same order, whatever ``jobs``. A worker that dies raises WorkerLost (never a hang); when the
-    run ends early (an exception, SIGINT/SIGTERM as SystemExit, the consumer closing the generator) the
-    workers are stopped and the spool folder removed."""
+    go to ``on_errors``; ``on_total`` is told how many units there are once they are listed (NDJSON
+    spooled), before the first result (for a progress bar). With jobs > 1, each unit is read, converted
+    and processed in a worker process (forked after the guideline is loaded), so reading runs on all
+    cores too; results are the same, in the same order, whatever ``jobs``. A worker that dies raises
+    WorkerLost (never a hang); when the run ends early (an exception, SIGINT/SIGTERM as SystemExit, the
+    consumer closing the generator) the workers are stopped and the spool folder removed."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
 
@@ -400,7 +402,11 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
 
     with tempfile.TemporaryDirectory(prefix="neuropathy-kg-") as spool:
         if jobs <= 1:
-            for unit in _listed(pending(units(paths, Path(spool))), spool):
+            found = _listed(pending(units(paths, Path(spool))), spool)
+            if on_total is not None:  # listing units reads nothing but NDJSON, which is spooled anyway
+                found = list(found)
+                on_total(len(found))
+            for unit in found:
                 results, errors = _run_unit(unit)
                 if errors:
                     on_errors(errors)
@@ -415,6 +421,8 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             except BrokenProcessPool:
                 raise WorkerLost("a worker process died (killed by a signal, as the out-of-memory killer does) while "
                                  "spooling the NDJSON export: nothing was processed and the run was stopped") from None
+            if on_total is not None:
+                on_total(len(listed))
             futures = [executor.submit(_run_unit, unit) for unit in listed]
             for done, future in enumerate(futures):
                 try:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -20,20 +21,20 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 import click
-from rdflib import URIRef
+import rdflib
 
-from . import __version__, guideline
+from . import __version__, guideline, render
 from .engine import ENGINES
 from .pipeline import SHACL_MODES
+from .api import RunSummary
 from .load import InputError, one_line, read_patients
 
 FORMATS = ("text", "json")
-
+ALL_QUERY_FORMATS = ("json", "csv", "tsv", "text", "turtle", "ntriples")
 
 def _fail(message: str) -> None:
     click.echo(f"neuropathy-kg: {message}", err=True)
     sys.exit(2)
-
 
 def _as_of(value: str | None) -> dt.date:
     if value is None:
@@ -43,16 +44,13 @@ def _as_of(value: str | None) -> dt.date:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
 
-
 def _default_format(given: str | None, output: Path | None = None) -> str:
     if given:
         return given
     return "text" if output is None and sys.stdout.isatty() else "json"
 
-
 def _json_text(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-
 
 @contextlib.contextmanager
 def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
@@ -66,7 +64,6 @@ def _output(path: Path | None, inputs: tuple[str, ...]) -> Iterator[TextIO]:
     except OutputError as error:
         _fail(str(error))
 
-
 def _read(paths: tuple[str, ...]):
     if not paths:
         _fail("no input: give one or more files, folders, or - for standard input")
@@ -76,7 +73,6 @@ def _read(paths: tuple[str, ...]):
     if not patients and not errors:
         _fail("no patients found in the input")
     return patients, errors
-
 
 def _default_jobs(paths: tuple[str, ...]) -> int:
     """All cores for large inputs; one process for small ones (forking costs more than it saves)."""
@@ -89,28 +85,6 @@ def _default_jobs(paths: tuple[str, ...]) -> int:
             total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return (os.cpu_count() or 1) if total > 2_000_000 else 1
 
-
-@dataclass
-class RunSummary:
-    """What a population run did: patients with a result, patients that failed, inputs that could not be read."""
-
-    processed: int = 0
-    failed_patients: int = 0
-    failed_inputs: int = 0
-    all_conform: bool = True
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.failed_patients or self.failed_inputs)
-
-    def as_json(self) -> dict:
-        return {"patients": self.processed, "failedPatients": self.failed_patients, "failedInputs": self.failed_inputs}
-
-    def line(self) -> str:
-        return (f"{self.processed} patients processed, {self.failed_patients} patients failed, "
-                f"{self.failed_inputs} inputs or lines skipped as unreadable")
-
-
 def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
                 progress: bool | None) -> tuple[list[dict], RunSummary]:
     """Run ``work`` over every chunk of patients (a patient that breaks a chunk is retried alone and
@@ -121,7 +95,8 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
         _fail("no input: give one or more files, folders, or - for standard input")
     summary = RunSummary()
     show = sys.stderr.isatty() if progress is None else progress
-    results, started = [], time.monotonic()
+    results = []
+    bar = _progress_bar(show)
 
     def report(errors) -> None:
         for error in errors:
@@ -134,7 +109,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
     batch.warm_up()
     if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
         work = batch.as_json_lines(work)
-    chunks = batch.run(paths, size, work, jobs or _default_jobs(paths), report)
+    chunks = batch.run(paths, size, work, jobs or _default_jobs(paths), report, on_total=bar.reset if show else None)
     try:
         for chunk in chunks:
             summary.processed += len(chunk)
@@ -145,16 +120,15 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
             else:
                 summary.all_conform = summary.all_conform and all(r.get("conforms", True) for r in chunk)
                 results.extend(chunk)
-            if show:
-                rate = summary.processed / max(time.monotonic() - started, 1e-9)
-                click.echo(f"\r{summary.processed} patients, {summary.failed_patients + summary.failed_inputs} failed, "
-                           f"{rate:.0f} patients/s", err=True, nl=False)
+            bar.set_postfix_str(f"{render.plural(summary.processed, 'patient')}, "
+                                f"{summary.failed_patients + summary.failed_inputs} failed", refresh=False)
+            bar.update(1)
     except (batch.WorkerLost, batch.SpoolFailed) as error:  # the results so far are not a whole run: no document
+        bar.close()
         _fail(str(error))
     finally:
         chunks.close()  # an early end (a write error, a signal) stops the workers and removes the spool now
-    if show:
-        click.echo("", err=True)
+    bar.close()
     if not summary.processed:  # nothing to report: no document (an --output file is left as it was)
         if summary.failed:
             sys.exit(2)  # each failure has had its line
@@ -163,6 +137,18 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
         click.echo(f"neuropathy-kg: {summary.line()}", err=True)
     return results, summary
 
+def _progress_bar(show: bool):
+    """tqdm over the run's units (files and NDJSON buckets; the total is known once they are listed):
+    percentage, rate and time left on standard error, the patients done as its postfix."""
+    from tqdm import tqdm
+
+    return tqdm(total=None, unit="unit", desc="neuropathy-kg", file=sys.stderr, disable=not show, leave=True,
+                dynamic_ncols=True, smoothing=0.1)
+
+def _no_jsonl_with(jsonl: bool, fmt: str | None) -> None:
+    """JSON Lines are JSON, one patient a line: no other format can be written that way (exit 2)."""
+    if jsonl and fmt not in (None, "json"):
+        raise click.UsageError(f"--jsonl writes JSON Lines; it cannot be combined with --format {fmt}")
 
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
 output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
@@ -172,18 +158,24 @@ progress_option = click.option("--progress/--no-progress", default=None, help="P
 as_of_option = click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Assessment date every time rule counts from (default: today).")
 engine_option = click.option("--engine", type=click.Choice(ENGINES), default="oxigraph", show_default=True, help="SPARQL engine.")
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="neuropathy-kg")
 def main() -> None:
-    """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph."""
+    """The guideline 'Management of Relapsed Diabetic Neuropathy After IVIG' as a knowledge graph.
+
+    \b
+    Example:
+      neuropathy-kg recommend --as-of 2026-11-24 --format text examples/
+    \b
+    JSON goes to standard output, messages and progress to standard error. Exit status: 0 done,
+    1 a violation (validate) or inconsistency (reason), 2 unusable input or usage.
+    """
     # rdflib logs a traceback for every ill-typed literal it meets; the shapes report those as data findings.
     logging.getLogger("rdflib").setLevel(logging.CRITICAL)
     if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
         from .output import stop_cleanly_on_signals
 
         click.get_current_context().call_on_close(stop_cleanly_on_signals())
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -196,18 +188,26 @@ def main() -> None:
 @progress_option
 def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, jsonl: bool, output: Path | None,
               jobs: int | None, progress: bool | None) -> None:
-    """Derive the guideline's recommended actions for each patient in PATHS."""
+    """Derive the guideline's recommended actions for each patient in PATHS (FHIR R4 JSON, NDJSON, RDF;
+    files, folders, or - for standard input).
+
+    \b
+    Example:
+      neuropathy-kg recommend --as-of 2026-11-24 --format text examples/
+    \b
+    Exit status: 0 done, 2 unusable input or usage (every other patient is still processed).
+    """
     from .pipeline import CHUNK_SIZE, recommend_chunk, recommend_document
 
+    _no_jsonl_with(jsonl, fmt)
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
                                        jobs, out if jsonl else None, progress)
         if not jsonl:
             document = {**recommend_document(date, results), "summary": summary.as_json()}
-            out.write(_json_text(document) if _default_format(fmt, output) == "json" else render_recommendations(document) + "\n")
+            out.write(_json_text(document) if _default_format(fmt, output) == "json" else render.recommendations(document) + "\n")
     sys.exit(2 if summary.failed else 0)
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -223,18 +223,42 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
 @progress_option
 def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, shacl: str, engine: str,
              jsonl: bool, output: Path | None, jobs: int | None, progress: bool | None) -> None:
-    """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS."""
+    """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS; --format
+    turtle writes one standard sh:ValidationReport.
+
+    \b
+    Examples:
+      neuropathy-kg validate --as-of 2026-11-24 --format text examples/
+      neuropathy-kg validate --guideline --format turtle
+    \b
+    Exit status: 0 every patient conforms, 1 a violation, 2 unusable input or usage (every other
+    patient is still checked).
+    """
     from .pipeline import CHUNK_SIZE, validate_chunk, validate_document, validate_guideline, validation_report_graph
 
+    _no_jsonl_with(jsonl, fmt)
     if check_guideline:
-        document = validate_guideline()
+        if paths or jsonl:
+            raise click.UsageError("--guideline checks the guideline graph itself: give no PATHS and no --jsonl")
         with _output(output, ()) as out:
-            if _default_format(fmt, output) == "json":
-                out.write(_json_text(document))
+            chosen = _default_format(fmt, output)
+            if chosen == "turtle":
+                from .pipeline import shacl_report
+
+                data = rdflib.Graph()
+                data += guideline.ontology()
+                report = shacl_report(data, guideline.guideline_shapes())
+                conforms = all(value.toPython() is True for value in report.objects(None, rdflib.namespace.SH.conforms))
+                out.write(report.serialize(format="turtle"))
             else:
-                out.write(render_findings({"conforms": document["conforms"],
-                                           "patients": [{"patient": "(guideline graph)", **document}]}) + "\n")
-        sys.exit(0 if document["conforms"] else 1)
+                document = validate_guideline()
+                conforms = document["conforms"]
+                if chosen == "json":
+                    out.write(_json_text(document))
+                else:
+                    out.write(render.findings({"conforms": document["conforms"],
+                                               "patients": [{"patient": "(guideline graph)", **document}]}, "graph") + "\n")
+        sys.exit(0 if conforms else 1)
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
@@ -247,57 +271,74 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
             elif chosen == "turtle":
                 out.write(validation_report_graph(document).serialize(format="turtle"))
             else:
-                out.write(render_findings(document) + "\n")
+                out.write(render.findings(document) + "\n")
     if summary.failed:
         sys.exit(2)
     sys.exit(0 if summary.all_conform else 1)
-
 
 @main.command()
 @click.argument("query")
 @click.argument("paths", nargs=-1)
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@click.option("--format", "fmt", type=click.Choice(ALL_QUERY_FORMATS),
+              help="SELECT: json (SPARQL 1.1 Query Results JSON), csv, tsv, text (a table); ASK: json, text; "
+                   "CONSTRUCT/DESCRIBE: turtle, ntriples. Default: text (turtle) on a terminal, else json (turtle).")
 @engine_option
 @click.option("--endpoint", metavar="URL", help="A remote SPARQL 1.1 query endpoint to run the query on instead (see `load`).")
+@click.option("--graph", "default_graph", metavar="IRI",
+              help="With --endpoint: query the named graph IRI that `load --graph IRI` wrote (sent as default-graph-uri).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True, help="Seconds to wait for the endpoint.")
 @output_option
 def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, endpoint: str | None,
-          timeout: float, output: Path | None) -> None:
-    """Run a SPARQL SELECT (a file, or the name of a query in queries/) over the guideline and PATHS,
-    or over a remote endpoint."""
-    from .engine import python_value
-    from .pipeline import derive
+          default_graph: str | None, timeout: float, output: Path | None) -> None:
+    """Run a SPARQL query (SELECT, ASK, CONSTRUCT or DESCRIBE; a file, or the name of a query in
+    queries/) over the guideline and PATHS' patients with their derived facts, or over a remote endpoint.
+
+    \b
+    Examples:
+      neuropathy-kg query patient-facts --as-of 2026-11-24 --format csv examples/
+      neuropathy-kg query my-ask.rq --format text examples/
+      neuropathy-kg query patient-facts --endpoint http://localhost:7878/query --graph urn:run:1
+    \b
+    Exit status: 0 done, 2 an unreadable input (the others are still queried), a query that fails, or usage.
+    """
+    from .engine import query_form
+    from .results import FORMATS as QUERY_FORMATS, serialise
 
     text = _query_text(query)
+    try:
+        form = query_form(text)
+    except Exception as error:  # pyparsing's ParseException, and whatever else the parser raises
+        _fail(f"{query}: query failed: not a SPARQL query ({one_line(error)})")
+    chosen = fmt or ("turtle" if form in ("construct", "describe") else _default_format(None, output))
+    if chosen not in QUERY_FORMATS[form]:
+        raise click.UsageError(f"{form.upper()} queries have no --format {chosen} (choose {', '.join(QUERY_FORMATS[form])})")
     errors = []
     if endpoint:
         if paths:
             _fail("give either PATHS (a local run) or --endpoint (a remote store), not both; load patients with `load`")
-        from .endpoint import EndpointError, select
+        from .endpoint import EndpointError, run_query
 
         try:
-            rows = select(endpoint, text, timeout)
+            result = run_query(endpoint, text, form, timeout, default_graph)
         except EndpointError as error:
             _fail(str(error))
     else:
+        if default_graph:
+            raise click.UsageError("--graph names a graph of a remote store: use it with --endpoint")
+        from .pipeline import derive
+
         patients, errors = read_patients(paths) if paths else ([], [])
         for error in errors:
             click.echo(f"neuropathy-kg: {error}", err=True)
         store = derive(patients, _as_of(as_of), engine)
         try:
-            rows = store.select(text)
-        except Exception as error:  # engines raise their own syntax error types
+            result = store.query(text)
+        except Exception as error:  # engines raise their own evaluation error types
             _fail(f"{query}: query failed: {one_line(error)}")
-    table = [{k: str(v) if isinstance(v, URIRef) else python_value(v) for k, v in row.items()} for row in rows]
     with _output(output, paths) as out:
-        if _default_format(fmt, output) == "json":
-            out.write(_json_text({"query": query, "rows": table}))
-        else:
-            columns = sorted({k for row in table for k in row})
-            out.write("".join("\t".join(line) + "\n" for line in [columns, *([str(row.get(c, "")) for c in columns] for row in table)]))
+        out.write(serialise(result, chosen))
     sys.exit(2 if errors else 0)
-
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -305,7 +346,14 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
 @engine_option
 def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str) -> None:
-    """OWL 2 DL reasoning (HermiT): consistency, unsatisfiable classes, each patient's categories."""
+    """OWL 2 DL reasoning (HermiT): consistency, unsatisfiable classes, each patient's categories.
+
+    \b
+    Example:
+      neuropathy-kg reason --as-of 2026-11-24 examples/
+    \b
+    Exit status: 0 consistent, 1 inconsistent, 2 unusable input, no Java, or usage.
+    """
     from .reasoning import ReasonerUnavailable, reason as run
 
     date = _as_of(as_of)
@@ -317,11 +365,10 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
     if _default_format(fmt) == "json":
         sys.stdout.write(_json_text(document))
     else:
-        click.echo(render_reasoning(document))
+        click.echo(render.reasoning(document))
     if errors:
         sys.exit(2)
     sys.exit(0 if document["consistent"] else 1)
-
 
 @main.command()
 @click.argument("others", nargs=-1, required=True, metavar="OTHER...")
@@ -330,8 +377,15 @@ def reason(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: s
 @output_option
 def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: Path | None) -> None:
     """Contradictions, repetitions, alternatives and drug-drug interactions between this guideline and
-    other guideline graphs (RDF in the linking vocabulary of ontology/interactions.ttl; docs/linking.md)."""
-    from .linking import interactions as find, read_guideline_graph, render
+    other guideline graphs (RDF in the linking vocabulary of ontology/interactions.ttl; docs/linking.md).
+
+    \b
+    Example:
+      neuropathy-kg interactions --format text tests/guidelines/chronic-pain-fragment.ttl
+    \b
+    Exit status: 0 done, 2 an unreadable graph or usage.
+    """
+    from .linking import interactions as find, read_guideline_graph
 
     graphs = []
     for other in others:
@@ -341,8 +395,7 @@ def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: 
             _fail(str(error))
     document = find(graphs, engine)
     with _output(output, others) as out:
-        out.write(_json_text(document) if _default_format(fmt, output) == "json" else render(document) + "\n")
-
+        out.write(_json_text(document) if _default_format(fmt, output) == "json" else render.interactions(document) + "\n")
 
 @main.command()
 @click.argument("paths", nargs=-1)
@@ -352,17 +405,32 @@ def interactions(others: tuple[str, ...], fmt: str | None, engine: str, output: 
 @click.option("--guideline-graph", "guideline_graphs", multiple=True, metavar="OTHER",
               help="Also load another guideline graph (RDF, docs/linking.md), with the drug links the interaction queries read.")
 @as_of_option
+@click.option("--replace/--append", default=True, show_default=True,
+              help="--replace: the graph is emptied first, so that it holds one assessment date only. --append: add "
+                   "patients to it (the same --as-of only: checked through --endpoint).")
+@click.option("--endpoint", metavar="URL", help="With --append: the store's SPARQL query endpoint, to read the date it holds.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True)
 def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_graphs: tuple[str, ...], as_of: str | None,
-         timeout: float) -> None:
+         replace: bool, endpoint: str | None, timeout: float) -> None:
     """Load the guideline, PATHS' patients with their derived facts, and other guideline graphs into a
-    remote store, so that every query in queries/ runs there unchanged (query --endpoint)."""
-    from .endpoint import EndpointError, redact, upload
+    remote store, so that every query in queries/ runs there unchanged (query --endpoint). The graph is
+    replaced (HTTP PUT) unless --append: a store never holds two assessment dates at once.
+
+    \b
+    Examples:
+      neuropathy-kg load --store http://localhost:7878/store --as-of 2026-11-24 examples/
+      neuropathy-kg load --append --endpoint http://localhost:7878/query --store http://localhost:7878/store \\
+          --as-of 2026-11-24 more-patients/
+    \b
+    Exit status: 0 done, 2 unusable input, a store that fails, a different date already held, or usage.
+    """
+    from .endpoint import EndpointError, held_assessment_dates, redact, upload
     from .pipeline import CHUNK_SIZE, derive
-    from . import guideline
 
     if not paths and not guideline_graphs:
         _fail("nothing to load: give patient PATHS, --guideline-graph OTHER, or both")
+    if not replace and not endpoint:
+        raise click.UsageError("--append needs --endpoint URL (the store's query endpoint), to check the assessment date it holds")
     date = _as_of(as_of)
     ontology = guideline.ontology()
     others = []
@@ -382,7 +450,13 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
         return [{"patient": p.id} for p in chunk]
 
     try:
-        upload(store_url, guideline.ontology_ntriples(), graph, timeout)
+        if not replace:
+            held = held_assessment_dates(endpoint, graph, timeout)
+            if held - {date.isoformat()}:
+                _fail(f"{store_url}: holds the assessment of {', '.join(sorted(held))}; load with --as-of "
+                      f"{min(held)}, or --replace to start again at {date.isoformat()}")
+        # --replace: PUT replaces the graph's content with the guideline (Graph Store Protocol).
+        upload(store_url, guideline.ontology_ntriples(), graph, timeout, replace=replace)
         if others:
             from .linking import loadable
 
@@ -392,21 +466,27 @@ def load(paths: tuple[str, ...], store_url: str, graph: str | None, guideline_gr
             loaded, failed = len(results), summary.failed
     except EndpointError as error:
         _fail(str(error))
-    click.echo(f"neuropathy-kg: loaded the guideline, {len(others)} other guideline graph(s) and {loaded} patients "
-               f"into {redact(store_url)}", err=True)
+    click.echo(f"neuropathy-kg: {'replaced' if replace else 'added to'} {graph or 'the default graph'} at {redact(store_url)}: "
+               f"the guideline, {render.plural(len(others), 'other guideline graph')} and "
+               f"{render.plural(loaded, 'patient')}", err=True)
     sys.exit(2 if failed else 0)
-
 
 @main.group()
 def export() -> None:
     """Write the guideline in other standard forms."""
 
-
 @export.command("fhir-cpg")
 @output_option
 def export_fhir_cpg(output: Path | None) -> None:
     """The guideline as HL7 FHIR Clinical Practice Guidelines resources (R4B): one Bundle with a
-    PlanDefinition, ActivityDefinitions with dosage, Citations and ValueSets (docs/linking.md)."""
+    PlanDefinition, ActivityDefinitions with dosage, Citations and ValueSets (docs/linking.md).
+
+    \b
+    Example:
+      neuropathy-kg export fhir-cpg --output guideline-cpg.json
+    \b
+    Exit status: 0 done, 2 the export cannot be made or written.
+    """
     from .cpg import ExportError, export_bundle
 
     try:
@@ -416,11 +496,18 @@ def export_fhir_cpg(output: Path | None) -> None:
     with _output(output, ()) as out:
         out.write(_json_text(bundle))
 
-
 @main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)
 def docs(output: Path) -> None:
-    """Write the ontology's HTML documentation (pyLODE) and the catalogue page."""
+    """Write the HTML documentation: one pyLODE page per ontology (the guideline, the patient
+    vocabulary) and the catalogue page, linked both ways (needs the docs extra).
+
+    \b
+    Example:
+      neuropathy-kg docs --output build/docs
+    \b
+    Exit status: 0 done, 2 pyLODE or jinja2 missing, or the folder cannot be written.
+    """
     from .output import OutputError
     from .publish import PublishError, docs as write
 
@@ -433,12 +520,18 @@ def docs(output: Path) -> None:
     for page in pages:
         click.echo(f"wrote {page}", err=True)
 
-
 @main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/release"), show_default=True)
 @click.option("--version", "version", metavar="X.Y.Z", help="Version to stamp (default: the package version).")
 def release(output: Path, version: str | None) -> None:
-    """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS."""
+    """Write the ontology release: Turtle, RDF/XML, JSON-LD with its version IRI, and SHA256SUMS.
+
+    \b
+    Example:
+      neuropathy-kg release --output build/release --version 0.1.0
+    \b
+    Exit status: 0 done, 2 the folder cannot be written.
+    """
     from .output import OutputError
     from .publish import release as write
 
@@ -450,7 +543,6 @@ def release(output: Path, version: str | None) -> None:
         _fail(f"{output}: {error}")
     for path in files:
         click.echo(f"wrote {path}", err=True)
-
 
 def _query_text(name: str) -> str:
     path = Path(name)
@@ -464,81 +556,6 @@ def _query_text(name: str) -> str:
         return known[name].read_text(encoding="utf-8")
     _fail(f"{name}: no such query file, and no query of that name in queries/ (known: {', '.join(sorted(known))})")
     return ""
-
-
-# ---------------------------------------------------------------- text output
-
-def _wrap(text: str, indent: str) -> str:
-    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
-
-
-def _dose_text(dose: dict) -> str:
-    unit = dose.get("unit", "")
-    parts = [dose.get("drug", "")]
-    labels = [("dailyAmount", "{}/day"), ("days", "x {} days"), ("totalAmount", "total {}"),
-              ("startDailyAmount", "start {}/day"), ("targetDailyAmount", "target {}/day"),
-              ("minDailyAmount", "range {}"), ("maxDailyAmount", "to {}/day")]
-    for key, pattern in labels:
-        if key in dose:
-            value = dose[key] if key == "days" else f"{dose[key]} {unit}"
-            parts.append(pattern.format(value))
-    return " ".join(parts)
-
-
-def render_recommendations(document: dict) -> str:
-    lines = [f"Guideline {document['guideline']} (version {document['version']}), as of {document['asOf']}", ""]
-    for patient in document["patients"]:
-        facts = patient["facts"]
-        crcl = facts["creatinineClearance"]
-        crcl_text = f"{crcl['value']} mL/min ({crcl['method']}, band {facts['renalBand']})" if crcl else "unknown"
-        scope = "in scope" if patient["inScope"] else "out of scope"
-        if facts.get("deceased"):
-            scope += ", deceased"
-        lines.append(f"Patient {patient['patient']}: {scope}; phenotype {patient['phenotype'] or 'not recorded'}; "
-                     f"relapse {'yes' if facts['relapse'] else 'no'}; previous IVIG responder "
-                     f"{'yes' if facts['previousIvigResponder'] else 'no'}; CrCl {crcl_text}")
-        if not patient["actions"]:
-            lines.append("  (no actions)")
-        for action in patient["actions"]:
-            extra = []
-            if "dose" in action:
-                extra.append(_dose_text(action["dose"]))
-            if "due" in action:
-                extra.append(f"due {action['due']}")
-            lines.append(f"  - {action['id']:<44} {action['label']}")
-            if extra:
-                lines.append(f"      {'; '.join(extra)}")
-            lines.append(_wrap(f"{action['rationale']} [refs {', '.join(action['citations'])}]", "      "))
-        for missing in patient["missingData"]:
-            lines.append(f"  ! {missing['id']} (needed for {', '.join(missing['neededFor'])})")
-        lines.append("")
-    return "\n".join(lines).rstrip()
-
-
-def render_findings(document: dict) -> str:
-    lines = []
-    for patient in document["patients"]:
-        status = "conforms" if patient["conforms"] else "DOES NOT CONFORM"
-        lines.append(f"Patient {patient['patient']}: {status}")
-        for finding in patient["findings"]:
-            lines.append(f"  {finding['severity'].upper():<9} {finding['id']}")
-            lines.append(_wrap(f"{finding['message']} [refs {', '.join(finding['citations']) or '-'}]", "            "))
-        lines.append("")
-    verdict = "all conform" if document["conforms"] else "at least one violation"
-    lines.append(f"{len(document['patients'])} checked: {verdict}")
-    return "\n".join(lines)
-
-
-def render_reasoning(document: dict) -> str:
-    lines = [f"Knowledge graph {'consistent' if document['consistent'] else 'INCONSISTENT'} (OWL 2 DL, HermiT)"]
-    if document["unsatisfiable"]:
-        lines.append(f"Unsatisfiable classes: {', '.join(document['unsatisfiable'])}")
-    if document.get("inconsistentPatients"):
-        lines.append(f"Inconsistent patients: {', '.join(document['inconsistentPatients'])}")
-    for patient in document["patients"]:
-        lines.append(f"  {patient['patient']:<40} {', '.join(patient['categories']) or '(no category)'}")
-    return "\n".join(lines)
-
 
 if __name__ == "__main__":
     main()

@@ -57,11 +57,12 @@ class EndpointError(StopRun):
 
 
 class Answer(NamedTuple):
-    """A whole answer: its status, reason phrase and (decoded) body."""
+    """A whole answer: its status, reason phrase, (decoded) body and media type (without parameters)."""
 
     status: int
     reason: str
     content: bytes
+    content_type: str = ""
 
 
 class _Permanent(Exception):
@@ -144,7 +145,8 @@ async def _exchange(method: str, url: str, headers: dict[str, str], body: bytes 
                         raise _Permanent(_too_large(limit))
             finally:
                 await answer.aclose()
-            return Answer(answer.status_code, answer.reason_phrase, bytes(content))
+            kind = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            return Answer(answer.status_code, answer.reason_phrase, bytes(content), kind)
         raise _Permanent(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -244,9 +246,62 @@ def select(url: str, query: str, timeout: float = 30.0) -> list[dict[str, Identi
     return _with_retries(url, attempt)
 
 
-def upload(store_url: str, ntriples: bytes, graph: str | None = None, timeout: float = 60.0) -> None:
-    """POST N-Triples into a Graph Store Protocol endpoint (the default graph, or a named one); returns
-    only when the store answered 2xx."""
+def upload(store_url: str, ntriples: bytes, graph: str | None = None, timeout: float = 60.0, replace: bool = False) -> None:
+    """POST N-Triples into a Graph Store Protocol endpoint (the default graph, or a named one); with
+    ``replace``, PUT them: the graph then holds these triples only. Returns only when the store answered 2xx."""
     separator = "&" if "?" in store_url else "?"
     target = f"{store_url}{separator}graph={urllib.parse.quote(graph, safe='')}" if graph else f"{store_url}{separator}default"
-    _with_retries(store_url, lambda: _request("POST", target, {"Content-Type": "application/n-triples"}, ntriples, timeout))
+    method = "PUT" if replace else "POST"
+    _with_retries(store_url, lambda: _request(method, target, {"Content-Type": "application/n-triples"}, ntriples, timeout))
+
+
+#: The media types a CONSTRUCT or DESCRIBE answer may come in, and rdflib's parser for each.
+GRAPH_FORMATS = {"text/turtle": "turtle", "application/n-triples": "nt", "application/rdf+xml": "xml",
+                 "application/ld+json": "json-ld"}
+
+
+def run_query(url: str, query: str, form: str, timeout: float = 30.0, default_graph: str | None = None):
+    """A query of any form against a SPARQL 1.1 query endpoint (POST, form-encoded), as an
+    engine.QueryResult; ``default_graph`` is sent as default-graph-uri (the named graph `load --graph` wrote)."""
+    from .engine import QueryResult
+
+    fields = {"query": query, **({"default-graph-uri": default_graph} if default_graph else {})}
+    accept = ("application/sparql-results+json" if form in ("select", "ask")
+              else "text/turtle, application/n-triples;q=0.9")
+
+    def attempt():
+        answer = _request("POST", url, {"Accept": accept}, fields, timeout)
+        if form in ("construct", "describe"):
+            kind = answer.content_type or "text/turtle"
+            graph = rdflib.Graph()
+            try:
+                graph.parse(data=answer.content, format=GRAPH_FORMATS.get(kind, "turtle"))
+            except Exception as error:  # rdflib's parsers raise their own types
+                raise _Permanent(f"malformed {kind} answer ({one_line(error)})") from None
+            return QueryResult(form, graph=graph)
+        try:
+            document = json.loads(answer.content)
+        except ValueError as error:  # a garbled answer may be a passing fault of the endpoint
+            raise _Retryable(f"malformed SPARQL results ({one_line(error)})") from None
+        if form == "ask":
+            if not isinstance(document, dict) or not isinstance(document.get("boolean"), bool):
+                raise _Permanent("malformed SPARQL results: no boolean in the answer to an ASK")
+            return QueryResult(form, boolean=document["boolean"])
+        if not isinstance(document, dict) or not isinstance(document.get("results"), dict):
+            raise _Permanent("malformed SPARQL results: no 'results' in the answer")
+        try:
+            names = tuple((document.get("head") or {}).get("vars") or [])
+            rows = tuple({name: _term(value) for name, value in row.items()} for row in document["results"]["bindings"])
+        except (AttributeError, KeyError, TypeError) as error:
+            raise _Permanent(f"malformed SPARQL results ({one_line(error)})") from None
+        return QueryResult(form, names, rows)
+
+    return _with_retries(url, attempt)
+
+
+def held_assessment_dates(url: str, graph: str | None, timeout: float = 30.0) -> set[str]:
+    """The assessment dates (nkg:assessmentDate) the store's graph holds: none in an empty store."""
+    from . import NKG
+
+    text = f"SELECT DISTINCT ?date WHERE {{ <{NKG.assessment}> <{NKG.assessmentDate}> ?date }}"
+    return {str(row["date"]) for row in run_query(url, text, "select", timeout, graph).rows if "date" in row}

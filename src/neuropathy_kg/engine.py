@@ -30,7 +30,19 @@ class Store(Protocol):
     def update(self, sparql: str) -> None: ...
     def select(self, sparql: str) -> list[dict[str, Identifier]]: ...
     def select_terms(self, sparql: str) -> list[dict[str, "Term"]]: ...
+    def query(self, sparql: str) -> "QueryResult": ...
     def to_graph(self) -> rdflib.Graph: ...
+
+
+class QueryResult(NamedTuple):
+    """A query of any form, engine-neutral: SELECT -> ``variables`` (in SELECT order) and ``rows`` (rdflib
+    terms, unbound left out); ASK -> ``boolean``; CONSTRUCT/DESCRIBE -> ``graph``."""
+
+    form: str  # "select", "ask", "construct" or "describe"
+    variables: tuple[str, ...] = ()
+    rows: tuple[dict[str, Identifier], ...] = ()
+    boolean: bool | None = None
+    graph: rdflib.Graph | None = None
 
 
 # ---------------------------------------------------------------- result values as the pipeline reads them
@@ -204,6 +216,20 @@ class RdflibStore:
     def select_terms(self, sparql: str) -> list[dict[str, Term]]:
         return [{name: Term.of(term) for name, term in row.items()} for row in self.select(sparql)]
 
+    def query(self, sparql: str) -> QueryResult:
+        result = self.graph.query(sparql)
+        form = result.type.lower()
+        if form == "select":
+            names = tuple(str(v) for v in result.vars)
+            return QueryResult(form, names, tuple({n: row[i] for i, n in enumerate(names) if row[i] is not None}
+                                                  for row in result))
+        if form == "ask":
+            return QueryResult(form, boolean=bool(result.askAnswer))
+        graph = rdflib.Graph()
+        for triple in result:
+            graph.add(triple)
+        return QueryResult(form, graph=graph)
+
     def to_graph(self) -> rdflib.Graph:
         return self.graph
 
@@ -263,6 +289,20 @@ class OxigraphStore:
     def select_terms(self, sparql: str) -> list[dict[str, Term]]:
         return self._rows(sparql, _term)
 
+    def query(self, sparql: str) -> QueryResult:
+        result = self.store.query(sparql)
+        if isinstance(result, ox.QueryBoolean):
+            return QueryResult("ask", boolean=bool(result))
+        if isinstance(result, ox.QueryTriples):
+            graph = rdflib.Graph()
+            for triple in result:
+                graph.add((_to_rdflib(triple.subject), _to_rdflib(triple.predicate), _to_rdflib(triple.object)))
+            form = "describe" if query_form(sparql) == "describe" else "construct"  # Oxigraph answers both alike
+            return QueryResult(form, graph=graph)
+        names = tuple(v.value for v in result.variables)
+        return QueryResult("select", names, tuple({name: _to_rdflib(term) for name, term in zip(names, solution)
+                                                   if term is not None} for solution in result))
+
     def _rows(self, sparql: str, convert) -> list[dict]:
         """Each solution as {variable: convert(term)}, unbound variables left out."""
         refuse_remote(sparql)
@@ -276,6 +316,12 @@ class OxigraphStore:
         graph = rdflib.Graph()
         graph.parse(data=data, format="nt")
         return graph
+
+
+@lru_cache(maxsize=256)
+def query_form(sparql: str) -> str:
+    """"select", "ask", "construct" or "describe" (rdflib's SPARQL parser; raises on a syntax error)."""
+    return parseQuery(sparql)[1].name.removesuffix("Query").lower()
 
 
 def new_store(engine: str) -> Store:

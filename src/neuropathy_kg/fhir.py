@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
@@ -78,7 +79,7 @@ def vocabulary() -> Vocabulary:
         for cls in direct:
             closure |= set(g.transitive_objects(cls, rdflib.RDFS.subClassOf))
         classes[concept] = frozenset(closure)
-    conventions = json.loads((Path(__file__).with_name("fhir_conventions.json")).read_text(encoding="utf-8"))
+    conventions = json.loads((resources.files(__package__) / "fhir_conventions.json").read_text(encoding="utf-8"))
     unit_of = {spelling.lower(): ucum for ucum, spellings in conventions["unit_synonyms"].items() for spelling in spellings}
     return Vocabulary(
         systems=systems, by_iri=by_iri, labels=compiled, any_label=any_label, classes=classes,

@@ -1,12 +1,15 @@
 """The guideline's artefacts: ontology, shapes and queries, found and parsed once per process.
 
-The repository's top-level ``ontology/``, ``shapes/`` and ``queries/`` are the single source; the
-package reads them where they are (an editable install) or from ``NEUROPATHY_KG_HOME``.
+The repository's top-level ``ontology/``, ``shapes/`` and ``queries/`` are the single source. A built
+wheel carries them as ``neuropathy_kg/artefacts/`` (mapped there at build time: pyproject.toml); an
+editable install reads the checkout's folders in place; ``NEUROPATHY_KG_HOME`` overrides both.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from importlib import resources
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,15 +23,26 @@ CITO = rdflib.Namespace("http://purl.org/spar/cito/")
 PROV = rdflib.Namespace("http://www.w3.org/ns/prov#")
 
 
+class ArtefactsNotFound(RuntimeError):
+    """Neither the package nor the checkout holds the guideline's ontology/; the message is one line."""
+
+
 def home() -> Path:
+    """The folder holding ontology/, shapes/ and queries/: ``NEUROPATHY_KG_HOME`` if set, else the copy an
+    installed wheel carries (neuropathy_kg/artefacts/, through importlib.resources), else the checkout
+    an editable install runs from."""
     env = os.environ.get("NEUROPATHY_KG_HOME")
-    root = Path(env) if env else Path(__file__).resolve().parents[2]
-    if not (root / "ontology").is_dir():
-        raise RuntimeError(
-            f"cannot find the guideline's ontology/ under {root}; install from a checkout "
-            "(pip install -e .) or set NEUROPATHY_KG_HOME to the checkout"
-        )
-    return root
+    if env:
+        candidates = [Path(env)]
+    else:
+        # A wheel is installed as files on disk, so the Traversable is a real folder.
+        candidates = [Path(str(resources.files(__package__) / "artefacts")), Path(__file__).resolve().parents[2]]
+    for root in candidates:
+        if (root / "ontology").is_dir() and (root / "shapes").is_dir() and (root / "queries").is_dir():
+            return root
+    raise ArtefactsNotFound(
+        f"cannot find the guideline's ontology/, shapes/ and queries/ under {' or '.join(map(str, candidates))}; "
+        "install the wheel, or a checkout (pip install -e .), or set NEUROPATHY_KG_HOME to a checkout")
 
 
 def _parse_dir(folder: Path) -> rdflib.Graph:
@@ -156,11 +170,6 @@ def guideline_info() -> tuple[str, str]:
     return str(NKG.guideline), str(version)
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return "not recorded"
-
-
 def _format(value: object) -> str:
     if value is True:
         return "yes"
@@ -169,12 +178,20 @@ def _format(value: object) -> str:
     return str(value)
 
 
+#: How an absent value reads in a rationale: its date qualifier (" on {d}", ", dated {d}") goes, and the
+#: value with its "latest" and its unit ("{x}%", "{x}/10", "{x} m") becomes "not recorded" - never
+#: "latest not recorded m" or "HbA1c not recorded% on not recorded".
+_ABSENT_DATE = r"(?:,? (?:on|dated) )\{{{key}\}}"
+_ABSENT_VALUE = r"(?:latest (?:score )?)?\{{{key}\}}(?:%|/10| m\b| kg\b| mg/day\b| mL/min\b)?"
+
+
 def rationale(action_id: str, values: dict[str, object]) -> str:
     """The action's nkg:rationaleTemplate filled with the query's values ('not recorded' where absent)."""
     template = catalogue()[action_id].rationale
-    return template.format_map(_Blank({k: _format(v) for k, v in values.items()}))
-
-
+    for key in {match.group(1) for match in re.finditer(r"\{(\w+)\}", template)} - values.keys():
+        template = re.sub(_ABSENT_DATE.format(key=key), "", template)
+        template = re.sub(_ABSENT_VALUE.format(key=key), "not recorded", template)
+    return template.format_map({k: _format(v) for k, v in values.items()})
 
 
 @cache

@@ -96,14 +96,3 @@ def interactions(others: list[rdflib.Graph], engine: str = "oxigraph") -> dict:
     iri, version = guideline.guideline_info()
     return {"guideline": iri, "version": version, "interactions": found}
 
-
-def render(document: dict) -> str:
-    lines = [f"Interactions of {document['guideline']} (version {document['version']}) with the other guideline(s):"]
-    for f in document["interactions"]:
-        drugs = f["drug"] + (f" / {f['theirDrug']}" if "theirDrug" in f else "")
-        effect = f"; {f['interaction']['effect']} [{', '.join(f['interaction']['citations'])}]" if "interaction" in f else ""
-        lines.append(f"  {f['kind']:<17} {f['ours']['id']} [{', '.join(f['ours']['citations'])}]  x  "
-                     f"{f['theirs']['label'] or f['theirs']['iri']} [{', '.join(f['theirs']['citations'])}]: {drugs}{effect}")
-    if not document["interactions"]:
-        lines.append("  (none)")
-    return "\n".join(lines)

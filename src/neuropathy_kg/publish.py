@@ -1,8 +1,11 @@
 """Publishing the guideline graph: HTML documentation and release files.
 
-``docs``: pyLODE documents the ontology's classes and properties (ontology.html); catalogue.html lists
-every named individual (the catalogue's actions, pitfalls and data findings, phenotypes, drugs, dose
-tables, criteria, sources) with its label, definition, citations and external codes.
+``docs``: pyLODE documents each ontology on a page of its own: the guideline ontology (ontology.html)
+and the patient vocabulary (patient-model.html); catalogue.html lists every named individual (the
+catalogue's actions, pitfalls and data findings, phenotypes, drugs, dose tables, criteria, sources)
+with its catalogue id, label, definition, citations and external codes. Each kind in the catalogue links
+to its class on the ontology page, and each class with catalogue entries links back. Pages are jinja2
+templates (templates/).
 ``release``: the merged ontology as Turtle, RDF/XML and JSON-LD with its version IRI, and SHA-256 sums.
 """
 
@@ -105,56 +108,117 @@ def release(output: Path, version: str | None = None) -> list[Path]:
     return [*written, output / "SHA256SUMS"]
 
 
+#: The documented ontologies: (IRI, page, title, what it holds).
+ONTOLOGY_PAGES = (
+    (ONTOLOGY, "ontology.html", "Guideline ontology", "the guideline's classes and properties"),
+    (PATIENT_MODEL, "patient-model.html", "Patient vocabulary", "patients, their records and the derived facts"),
+)
+
+
+def guideline_ontology(version: str | None = None) -> rdflib.Graph:
+    """The guideline ontology without the patient vocabulary's own triples (each has a page of its own)."""
+    graph = merged_ontology(version)
+    graph -= patient_model(version)
+    return graph
+
+
+def _templates():
+    try:
+        import jinja2
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise PublishError("jinja2 is not installed: pip install 'neuropathy-kg[docs]'") from None
+    return jinja2.Environment(loader=jinja2.PackageLoader("neuropathy_kg", "templates"),
+                              autoescape=True, keep_trailing_newline=True)
+
+
 def docs(output: Path) -> list[Path]:
-    """Write index.html, ontology.html (pyLODE) and catalogue.html into ``output``."""
+    """Write index.html, ontology.html and patient-model.html (pyLODE), and catalogue.html into ``output``."""
     try:
         from pylode import OntPub
     except ImportError:  # pragma: no cover - depends on the installation
         raise PublishError("pyLODE is not installed: pip install 'neuropathy-kg[docs]'") from None
+    templates = _templates()
     logging.getLogger().setLevel(logging.WARNING)  # pyLODE logs its progress at INFO and DEBUG
     output.mkdir(parents=True, exist_ok=True)
-    graph = merged_ontology()
-    ontology_page = output / "ontology.html"
-    try:
-        OntPub(ontology=graph).make_html(destination=ontology_page)
-    except Exception as error:  # pyLODE raises its own types for unsupported input
-        raise PublishError(f"pyLODE could not document the ontology: {' '.join(str(error).split())[:200]}") from None
+    merged = merged_ontology()
+    graphs = {ONTOLOGY: guideline_ontology(), PATIENT_MODEL: patient_model()}
+    anchors: dict[str, str] = {}  # term IRI -> page#fragment where pyLODE documents it
+    pages_html = {}
+    for iri, page, _title, _what in ONTOLOGY_PAGES:
+        try:
+            publication = OntPub(ontology=graphs[iri])
+            pages_html[page] = publication.make_html()
+        except Exception as error:  # pyLODE raises its own types for unsupported input
+            raise PublishError(f"pyLODE could not document {page}: {' '.join(str(error).split())[:200]}") from None
+        for term, fragment in publication.fids.items():
+            if fragment and term.startswith(str(NKG)) and term not in anchors:
+                anchors[term] = f"{page}#{fragment}"
+    groups = catalogue_groups(merged, anchors)
+    written = []
+    for _iri, page, _title, _what in ONTOLOGY_PAGES:
+        path = output / page
+        _write_atomically(path, _with_catalogue_links(pages_html[page], page, groups).encode())
+        written.append(path)
+    pages = [{"file": page, "title": title, "what": what} for _iri, page, title, what in ONTOLOGY_PAGES]
     catalogue_page = output / "catalogue.html"
-    _write_atomically(catalogue_page, catalogue_html(graph).encode())
+    _write_atomically(catalogue_page, templates.get_template("catalogue.html.j2").render(groups=groups, pages=pages).encode())
     index = output / "index.html"
-    title = html.escape(str(graph.value(ONTOLOGY, DCTERMS.title)))
-    _write_atomically(index, (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-        f"<h1>{title}</h1><p>Version {html.escape(str(graph.value(ONTOLOGY, OWL.versionInfo)))}</p><ul>"
-        "<li><a href='ontology.html'>Ontology: classes and properties</a> (pyLODE)</li>"
-        "<li><a href='catalogue.html'>Catalogue: actions, pitfalls, data findings, concepts, drugs, dose tables, "
-        "sources</a></li></ul></body></html>").encode())
-    return [index, ontology_page, catalogue_page]
+    _write_atomically(index, templates.get_template("index.html.j2").render(
+        title=str(merged.value(ONTOLOGY, DCTERMS.title)), version=str(merged.value(ONTOLOGY, OWL.versionInfo)),
+        pages=pages).encode())
+    return [index, *written, catalogue_page]
+
+
+def _with_catalogue_links(page_html: str, page: str, groups: list[dict]) -> str:
+    """pyLODE's page with, under each class that has catalogue entries, a link to them. pyLODE opens each
+    term's section with <div class="property entity" id="FRAGMENT">; the link follows that tag."""
+    for group in groups:
+        if group["href"] and group["href"].startswith(f"{page}#"):
+            tag = f'<div class="property entity" id="{group["href"].split("#", 1)[1]}">'
+            link = (f'<p class="catalogue"><a href="catalogue.html#kind-{html.escape(group["anchor"])}">'
+                    f'Catalogue: {len(group["rows"])} {html.escape(group["kind"])}</a></p>')
+            page_html = page_html.replace(tag, tag + link, 1)
+    return page_html
+
+
+def catalogue_groups(graph: rdflib.Graph, anchors: dict[str, str] | None = None) -> list[dict]:
+    """The named individuals by kind (their first class's label), each row a term with its documentation;
+    ``anchors``: where each class is documented (for the links to the ontology pages)."""
+    anchors = anchors or {}
+    by_kind: dict[str, tuple[rdflib.URIRef | None, list[rdflib.URIRef]]] = {}
+    for individual in sorted(set(graph.subjects(RDF.type, OWL.NamedIndividual))):
+        kinds = sorted((str(graph.value(c, RDFS.label) or c), c) for c in graph.objects(individual, RDF.type)
+                       if c != OWL.NamedIndividual)
+        kind, cls = kinds[0] if kinds else ("individual", None)
+        by_kind.setdefault(kind, (cls, []))[1].append(individual)
+    groups = []
+    for kind in sorted(by_kind):
+        cls, individuals = by_kind[kind]
+        rows = []
+        for individual in individuals:
+            sources = sorted(graph.objects(individual, CITO.citesAsEvidence), key=lambda s: str(graph.value(s, DCTERMS.identifier) or s))
+            rows.append({
+                "id": str(graph.value(individual, DCTERMS.identifier) or _local(individual)),
+                "local": _local(individual),
+                "iri": str(individual),
+                "label": str(graph.value(individual, RDFS.label) or ""),
+                "definition": str(graph.value(individual, SKOS.definition) or ""),
+                "citations": [{"text": str(graph.value(s, DCTERMS.identifier) or s),
+                               "href": f"#{_local(s)}" if str(s).startswith(str(NKG)) else None} for s in sources],
+                "codes": sorted(str(c) for p in (SKOS.exactMatch, SKOS.closeMatch) for c in graph.objects(individual, p)),
+            })
+        groups.append({"kind": kind, "anchor": _local(cls) if cls is not None else "individual",
+                       "href": anchors.get(str(cls)) if cls is not None else None, "rows": rows})
+    return groups
 
 
 def catalogue_html(graph: rdflib.Graph) -> str:
-    """One table per kind of named individual, each row a term with its documentation."""
-    groups: dict[str, list[rdflib.URIRef]] = {}
-    for individual in sorted(set(graph.subjects(RDF.type, OWL.NamedIndividual))):
-        kinds = sorted(str(graph.value(c, RDFS.label) or c) for c in graph.objects(individual, RDF.type) if c != OWL.NamedIndividual)
-        groups.setdefault(kinds[0] if kinds else "individual", []).append(individual)
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>neuropathy-kg catalogue</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}</style></head><body>",
-             "<h1>neuropathy-kg catalogue</h1>"]
-    for kind in sorted(groups):
-        parts.append(f"<h2>{html.escape(kind)}</h2><table><tr><th>IRI</th><th>label</th><th>definition</th>"
-                     "<th>citations</th><th>codes</th></tr>")
-        for individual in groups[kind]:
-            cites = sorted(str(graph.value(s, DCTERMS.identifier) or s) for s in graph.objects(individual, CITO.citesAsEvidence))
-            codes = sorted(str(c) for p in (SKOS.exactMatch, SKOS.closeMatch) for c in graph.objects(individual, p))
-            local = str(individual)[len(str(NKG)):] if str(individual).startswith(str(NKG)) else str(individual)
-            parts.append(
-                f"<tr id='{html.escape(local)}'><td><code>{html.escape(str(individual))}</code></td>"
-                f"<td>{html.escape(str(graph.value(individual, RDFS.label) or ''))}</td>"
-                f"<td>{html.escape(str(graph.value(individual, SKOS.definition) or ''))}</td>"
-                f"<td>{html.escape(', '.join(cites))}</td><td>{html.escape(' '.join(codes))}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The catalogue page alone (without links to the ontology pages)."""
+    pages = [{"file": page, "title": title, "what": what} for _iri, page, title, what in ONTOLOGY_PAGES]
+    return _templates().get_template("catalogue.html.j2").render(groups=catalogue_groups(graph), pages=pages)
+
+
+def _local(iri) -> str:
+    text = str(iri)
+    return text[len(str(NKG)):] if text.startswith(str(NKG)) else text.rstrip("/#").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
