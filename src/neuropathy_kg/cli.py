@@ -12,11 +12,7 @@ import json
 import logging
 import os
 import sys
-import tempfile
-import textwrap
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, TextIO
 
