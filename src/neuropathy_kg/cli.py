@@ -128,9 +128,10 @@ class RunSummary:
 
 
 def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
-                progress: bool | None) -> tuple[list[dict], RunSummary]:
+                progress: bool | None, lines=None) -> tuple[list[dict], RunSummary]:
     """Run ``work`` over every chunk of patients (a patient that breaks a chunk is retried alone and
-    reported by itself); with ``jsonl``, results are written there as chunks finish."""
+    reported by itself); with ``jsonl``, results are written there as chunks finish (as JSON lines, or
+    as ``lines(work)`` makes them: (conforms, line) pairs)."""
     from . import batch
 
     if not paths:
@@ -149,7 +150,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
 
     batch.warm_up()
     if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
-        work = batch.as_json_lines(work)
+        work = (lines or batch.as_json_lines)(work)
     for chunk in batch.run(paths, size, work, jobs or _default_jobs(paths), report):
         summary.processed += len(chunk)
         if jsonl is not None:
@@ -194,7 +195,8 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1)
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("fhir",)),
+              help="Output format (default: text on a terminal, else json; fhir: a Bundle of CPG $apply results).")
 @engine_option
 @jsonl_option
 @output_option
@@ -208,17 +210,40 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
-                                       jobs, out if jsonl else None, progress)
+                                       jobs, out if jsonl else None, progress, _fhir_lines("recommend", date) if fmt == "fhir" else None)
         if not jsonl:
             document = {**recommend_document(date, results), "summary": summary.as_json()}
-            out.write(_json_text(document) if _default_format(fmt, output) == "json" else render_recommendations(document) + "\n")
+            chosen = _default_format(fmt, output)
+            if chosen == "fhir":
+                out.write(_json_text(_fhir_bundle("recommend", document)))
+            else:
+                out.write(_json_text(document) if chosen == "json" else render_recommendations(document) + "\n")
     sys.exit(2 if summary.failed else 0)
+
+
+def _fhir_lines(kind: str, date: dt.date):
+    """--jsonl --format fhir: each patient's result as one FHIR Bundle a line (apply.py)."""
+    def lines(work):
+        from .apply import fhir_lines
+
+        return fhir_lines(work, kind, date.isoformat())
+    return lines
+
+
+def _fhir_bundle(kind: str, document: dict) -> dict:
+    from .apply import ApplyError, recommend_bundle, validate_bundle
+
+    try:
+        return recommend_bundle(document) if kind == "recommend" else validate_bundle(document)
+    except ApplyError as error:
+        _fail(str(error))
 
 
 @main.command()
 @click.argument("paths", nargs=-1)
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle", "fhir")),
+              help="Output format (default: text on a terminal, else json; fhir: DetectedIssues and OperationOutcomes).")
 @click.option("--guideline", "check_guideline", is_flag=True, help="Check the guideline graph itself (shapes/guideline/) instead of patients.")
 @click.option("--shacl", type=click.Choice(SHACL_MODES), default="compiled", show_default=True,
               help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
@@ -244,7 +269,8 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
-                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress)
+                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress,
+                                       _fhir_lines("validate", date) if fmt == "fhir" else None)
         if not jsonl:
             document = validate_document(date, results)
             chosen = _default_format(fmt, output)
@@ -252,6 +278,8 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                 out.write(_json_text({**document, "summary": summary.as_json()}))
             elif chosen == "turtle":
                 out.write(validation_report_graph(document).serialize(format="turtle"))
+            elif chosen == "fhir":
+                out.write(_json_text(_fhir_bundle("validate", document)))
             else:
                 out.write(render_findings(document) + "\n")
     if summary.failed:
