@@ -452,6 +452,24 @@ def export_fhir_cpg(output: Path | None) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@as_of_option
+def serve(host: str, port: int, as_of: str | None) -> None:
+    """Serve the guideline over HTTP: CDS Hooks 2.0 (patient-view, order-select) and FHIR
+    PlanDefinition/$apply (service.py; README 'CDS Hooks service')."""
+    try:
+        import fastapi  # noqa: F401
+        import httpx  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        _fail(f"serve needs the 'serve' extra (pip install 'neuropathy-kg[serve]'): {one_line(error)}")
+    from .service import serve as run
+
+    run(host, port, _as_of(as_of) if as_of else None)
+
+
+@main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)
 def docs(output: Path) -> None:
     """Write the ontology's HTML documentation (pyLODE) and the catalogue page."""
