@@ -300,6 +300,10 @@ def patient_entries(result: dict, as_of: str) -> list[dict]:
     notes = [f"Missing: {_label(m['id'])} ({m['id']}), needed for {', '.join(m['neededFor'])}." for m in result.get("missingData", [])]
     if not result.get("inScope", True):
         notes.insert(0, "The patient is outside the guideline's scope: no action applies.")
+    elif (result.get("facts") or {}).get("deceased"):
+        notes.insert(0, "The patient is recorded as deceased: no action applies.")
+    elif not actions:
+        notes.insert(0, f"No action of the guideline applies as of {as_of}.")
     group = {"resourceType": "RequestGroup", "id": _uuid(as_of, pid, "RequestGroup"), "status": "active",
              "intent": "proposal", "instantiatesCanonical": [index.canonical], "subject": _ref(patient_url),
              "authoredOn": as_of, "code": {"text": index.title},
