@@ -320,7 +320,7 @@ def patient_view_cards(patient, patient_id: str, as_of: dt.date) -> list[dict]:
 def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[dict]:
     """The pitfall cards that the draft orders bring: found with them (``after``) and not without."""
     def key(finding: dict) -> tuple:
-        return (finding["id"], finding["severity"], finding["message"])
+        return (finding["id"], finding["severity"], finding["message"], finding.get("value", ""))
 
     known = {key(f) for f in assess(before, as_of)["validate"]["findings"]} if before is not None else set()
     catalogue = guideline.catalogue()
