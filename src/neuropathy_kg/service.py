@@ -310,6 +310,22 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
     return cards
 
 
+def patient_view(resources: list[dict], patient_id: str, as_of: dt.date, source: str) -> list[dict]:
+    """patient-view: read the patient from the resources, run the guideline, make the cards."""
+    patient = patient_data(resources, patient_id, source)
+    return [] if patient is None else patient_view_cards(patient, patient_id, as_of)
+
+
+def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_of: dt.date, source: str) -> list[dict]:
+    """order-select: the patient with and without the draft orders (which replace any resource of the
+    same type and id in the data), and the pitfall cards the orders bring."""
+    orders = as_current_orders(draft_orders, patient_id, as_of)
+    drafts = {_key(r) for r in orders}
+    kept = [r for r in resources if _key(r) not in drafts]
+    before, after = patient_data(kept, patient_id, source), patient_data(kept + orders, patient_id, source)
+    return [] if after is None else order_select_cards(before, after, patient_id, as_of)
+
+
 def patient_view_cards(patient, patient_id: str, as_of: dt.date) -> list[dict]:
     outcome = assess(patient, as_of)
     bundle = recommend_patient_bundle(outcome["recommend"], as_of.isoformat())
@@ -361,7 +377,11 @@ def apply_parameters(body: dict, default: dt.date | None) -> tuple[str, list[dic
     return subject.removeprefix("Patient/"), resources_of(data), as_of
 
 
-def apply_bundle(patient, as_of: dt.date) -> dict:
+def apply_to(resources: list[dict], patient_id: str, as_of: dt.date) -> dict:
+    """$apply for one patient of the data: the Bundle of `recommend --format fhir`."""
+    patient = patient_data(resources, patient_id, "$apply data")
+    if patient is None:
+        raise BadRequest(400, f"the data Bundle holds nothing about Patient/{patient_id}")
     return recommend_patient_bundle(assess(patient, as_of)["recommend"], as_of.isoformat())
 
 
@@ -404,7 +424,10 @@ def create_app(as_of: dt.date | None = None):
         limit = max_document_bytes()
         if int(request.headers.get("content-length") or 0) > limit:
             raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
-        return parse_json(await request.body())
+        raw = await request.body()
+        if len(raw) > limit:
+            raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
+        return await run_in_threadpool(parse_json, raw)  # megabytes of prefetch: not on the event loop
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -434,16 +457,11 @@ def create_app(as_of: dt.date | None = None):
                 raise BadRequest(412, f"prefetch is missing {', '.join(missing)} and no fhirServer was given")
             data.update(await fetch_missing(body, context, missing, request.app.state.client))
         resources = [r for values in data.values() for r in values]
+        source = f"{service_id} request {body['hookInstance']}"
         if service_id == "patient-view":
-            patient = patient_data(resources, patient_id, f"{service_id} request {body['hookInstance']}")
-            cards = [] if patient is None else await run_in_threadpool(patient_view_cards, patient, patient_id, date)
+            cards = await run_in_threadpool(patient_view, resources, patient_id, date, source)
         else:
-            orders = as_current_orders(context["draftOrders"], patient_id, date)
-            drafts = {_key(r) for r in orders}
-            kept = [r for r in resources if _key(r) not in drafts]
-            source = f"{service_id} request {body['hookInstance']}"
-            before, after = patient_data(kept, patient_id, source), patient_data(kept + orders, patient_id, source)
-            cards = [] if after is None else await run_in_threadpool(order_select_cards, before, after, patient_id, date)
+            cards = await run_in_threadpool(order_select, resources, context["draftOrders"], patient_id, date, source)
         return json_response({"cards": cards})
 
     @app.post("/cds-services/{service_id}/feedback")
@@ -465,12 +483,10 @@ def create_app(as_of: dt.date | None = None):
         try:
             body = await body_of(request)
             patient_id, resources, date = apply_parameters(body, as_of)
-            patient = patient_data(resources, patient_id, "$apply data")
-            if patient is None:
-                raise BadRequest(400, f"the data Bundle holds nothing about Patient/{patient_id}")
+            bundle = await run_in_threadpool(apply_to, resources, patient_id, date)
         except BadRequest as error:
             return json_response(outcome(str(error), "not-found" if error.status == 404 else "invalid"), error.status, fhir=True)
-        return json_response(await run_in_threadpool(apply_bundle, patient, date), fhir=True)
+        return json_response(bundle, fhir=True)
 
     return app
 
