@@ -61,23 +61,31 @@ def request_for(path: str) -> tuple[dict, int]:
             "context": {"userId": "Practitioner/1", "patientId": patient["id"]}, "prefetch": prefetch}, count
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): what a request costs whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-async def run(url: str, body: bytes, requests: int, clients: int, burst: int) -> dict:
+async def run(url: str, body: bytes, requests: int, clients: int, burst: int, pid: int) -> dict:
     headers = {"Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=max(clients, burst))
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         for _ in range(10):
             (await client.post("/cds-services/patient-view", content=body, headers=headers)).raise_for_status()
         latencies = []
+        cpu_before = cpu_seconds(pid)
         for _ in range(requests):
             started = time.perf_counter()
             response = await client.post("/cds-services/patient-view", content=body, headers=headers)
             latencies.append((time.perf_counter() - started) * 1000)
             response.raise_for_status()
+        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / requests
         cards = len(response.json()["cards"])
 
         queue = asyncio.Queue()
@@ -105,7 +113,7 @@ async def run(url: str, body: bytes, requests: int, clients: int, burst: int) ->
         burst_started = time.perf_counter()
         statuses = await asyncio.gather(*(one() for _ in range(burst)))
         burst_elapsed = time.perf_counter() - burst_started
-    return {"cards": cards, "p50": statistics.median(latencies), "p95": percentile(latencies, 0.95), "max": max(latencies),
+    return {"cards": cards, "cpuMs": cpu_ms, "p50": statistics.median(latencies), "p95": percentile(latencies, 0.95), "max": max(latencies),
             "throughput": requests / elapsed, "concurrentErrors": errors,
             "burst": burst, "burstErrors": sum(1 for s in statuses if s != 200), "burstSeconds": burst_elapsed}
 
@@ -136,14 +144,15 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     sys.exit(f"the service did not start: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.2)
-        result = asyncio.run(run(url, body, args.requests, args.clients, args.burst))
+        result = asyncio.run(run(url, body, args.requests, args.clients, args.burst, server.pid))
     finally:
         server.terminate()
         server.wait(10)
     print(f"patient {Path(args.patient).name}: {count} prefetched resources, {len(body) / 1e6:.1f} MB request, "
           f"{result['cards']} cards")
     print(f"latency (warm, sequential, {args.requests} requests): p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, "
-          f"max {result['max']:.1f} ms")
+          f"max {result['max']:.1f} ms; server CPU {result['cpuMs']:.1f} ms a request")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"throughput ({args.clients} concurrent clients): {result['throughput']:.1f} requests/s, "
           f"{result['concurrentErrors']} errors")
     print(f"burst of {result['burst']} at once: {result['burstErrors']} errors, all answered in {result['burstSeconds']:.2f} s")

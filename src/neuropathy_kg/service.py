@@ -61,6 +61,8 @@ FHIR_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")
 MAX_PAGES = 20
 FETCH_TIMEOUT = 10.0
 FEEDBACK_KEPT = 10_000
+#: Requests whose JSON, patient and pipeline are worked on at once (the GIL lets about one run at a time).
+WORKERS = 4
 SUMMARY_LIMIT = 140
 AS_OF_EXTENSION = "neuropathy-kg.asOf"
 
@@ -399,7 +401,7 @@ def create_app(as_of: dt.date | None = None):
     from fastapi import FastAPI, Request
     from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
+    from anyio import CapacityLimiter, to_thread
 
     from .batch import warm_up
     from .load import max_document_bytes
@@ -415,6 +417,12 @@ def create_app(as_of: dt.date | None = None):
     app = FastAPI(title="neuropathy-kg CDS service", version=__version__, lifespan=lifespan)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"])
     app.state.feedback = collections.deque(maxlen=FEEDBACK_KEPT)
+    limiter = CapacityLimiter(WORKERS)
+
+    async def work(function, *args):
+        """CPU-bound work in a worker thread, at most WORKERS at once: the others wait their turn, so a
+        burst of requests holds their bodies, not their parsed data and stores, in memory."""
+        return await to_thread.run_sync(function, *args, limiter=limiter)
 
     def json_response(content, status: int = 200, fhir: bool = False):
         return Response(orjson.dumps(content), status_code=status,
@@ -422,12 +430,13 @@ def create_app(as_of: dt.date | None = None):
 
     async def body_of(request: Request) -> dict:
         limit = max_document_bytes()
-        if int(request.headers.get("content-length") or 0) > limit:
+        declared = request.headers.get("content-length") or "0"
+        if declared.isdigit() and int(declared) > limit:
             raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
         raw = await request.body()
         if len(raw) > limit:
             raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
-        return await run_in_threadpool(parse_json, raw)  # megabytes of prefetch: not on the event loop
+        return await work(parse_json, raw)  # megabytes of prefetch: not on the event loop
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -459,9 +468,9 @@ def create_app(as_of: dt.date | None = None):
         resources = [r for values in data.values() for r in values]
         source = f"{service_id} request {body['hookInstance']}"
         if service_id == "patient-view":
-            cards = await run_in_threadpool(patient_view, resources, patient_id, date, source)
+            cards = await work(patient_view, resources, patient_id, date, source)
         else:
-            cards = await run_in_threadpool(order_select, resources, context["draftOrders"], patient_id, date, source)
+            cards = await work(order_select, resources, context["draftOrders"], patient_id, date, source)
         return json_response({"cards": cards})
 
     @app.post("/cds-services/{service_id}/feedback")
@@ -483,7 +492,7 @@ def create_app(as_of: dt.date | None = None):
         try:
             body = await body_of(request)
             patient_id, resources, date = apply_parameters(body, as_of)
-            bundle = await run_in_threadpool(apply_to, resources, patient_id, date)
+            bundle = await work(apply_to, resources, patient_id, date)
         except BadRequest as error:
             return json_response(outcome(str(error), "not-found" if error.status == 404 else "invalid"), error.status, fhir=True)
         return json_response(bundle, fhir=True)
