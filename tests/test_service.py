@@ -6,6 +6,7 @@ PlanDefinition/$apply, and 16 concurrent requests."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -358,3 +359,19 @@ def test_prefetch_templates_render_for_the_context():
     from neuropathy_kg.service import render
 
     assert {render(t, {"patientId": "abc"}) for t in PREFETCH.values()} >= {"Patient/abc", "Condition?patient=abc"}
+
+
+def test_the_readmes_curl_session_answers_as_documented():
+    """docs/cds-hooks/ holds the README's requests; the service started with --as-of answers them so."""
+    from conftest import ROOT
+
+    app = create_app(dt.date(2026, 11, 24))
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=120) as http:
+        view = json.loads((ROOT / "docs/cds-hooks/patient-view.json").read_text())
+        codes = [f"{c['indicator']} {c['source']['topic']['code']}" for c in cards_of(http, "patient-view", view)]
+        assert codes[:4] == ["critical dose-above-maximum", "critical missing-renal-dose-adjustment",
+                             "info document-baseline-measures", "info neurologic-exam-for-symmetric-progression"]
+        select = json.loads((ROOT / "docs/cds-hooks/order-select.json").read_text())
+        summaries = [c["summary"] for c in cards_of(http, "order-select", select)]
+        readme = (ROOT / "README.md").read_text()
+        assert len(summaries) == 2 and all(summary in readme for summary in summaries)
