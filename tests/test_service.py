@@ -252,8 +252,25 @@ def test_next_links_to_another_server_are_not_followed(client):
         response = client.post("/cds-services/patient-view", json=body)
     finally:
         fake.close()
-    assert response.status_code == 200, "the token is not sent elsewhere; the first page is used"
+    assert response.status_code == 502, "the token is not sent elsewhere, and part of the data is no answer"
+    assert "next link" in response.json()["error"]
     assert not any("_page" in path for path, _ in fake.seen)
+
+
+def test_a_search_longer_than_the_page_limit_is_refused_not_cut(client, monkeypatch):
+    from neuropathy_kg import service as module
+
+    monkeypatch.setattr(module, "MAX_PAGES", 2)
+    resources = scenario_resources("example-03-renal-impairment")["carmen"]
+    assert sum(r["resourceType"] == "Observation" for r in resources) > 4, "observations need 3 pages of 2"
+    fake = FakeFhir(resources)
+    try:
+        body = hook_request("patient-view", "carmen", None, "2026-11-24")
+        body["fhirServer"] = fake.url
+        response = client.post("/cds-services/patient-view", json=body)
+    finally:
+        fake.close()
+    assert response.status_code == 502 and "more than 2 pages" in response.json()["error"]
 
 
 def test_an_unreachable_fhir_server_is_a_502_in_one_line(client):

@@ -21,6 +21,7 @@ compiled shapes) on its one patient in a worker thread, so the event loop keeps 
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request), which are
 # local to create_app, when it defines them.
+import asyncio
 import collections
 import datetime as dt
 import re
@@ -155,8 +156,9 @@ def render(template: str, context: dict) -> str:
 
 
 async def fetch_missing(body: dict, context: dict, missing: list[str], client) -> dict[str, list[dict]]:
-    """The missing prefetch keys read from fhirServer with the bearer token (next links followed at most
-    MAX_PAGES times, and only where they stay on fhirServer, so the token goes nowhere else)."""
+    """The missing prefetch keys read from fhirServer with the bearer token, the searches at once. Next
+    links are followed up to MAX_PAGES pages, and only on fhirServer, so the token goes nowhere else; a
+    search with more pages, or a next link elsewhere, is a 502 rather than an answer from part of the data."""
     import httpx
 
     base = body["fhirServer"].rstrip("/") + "/"
@@ -164,8 +166,8 @@ async def fetch_missing(body: dict, context: dict, missing: list[str], client) -
     auth = body.get("fhirAuthorization")
     if isinstance(auth, dict) and auth.get("access_token"):
         headers["Authorization"] = f"Bearer {auth['access_token']}"
-    found: dict[str, list[dict]] = {}
-    for key in missing:
+
+    async def one(key: str) -> list[dict]:
         url, resources = base + render(PREFETCH[key], context), []
         for _page in range(MAX_PAGES):
             try:
@@ -183,11 +185,18 @@ async def fetch_missing(body: dict, context: dict, missing: list[str], client) -
             resources += resources_of(page)
             following = next((link.get("url") for link in page.get("link") or []
                               if isinstance(link, dict) and link.get("relation") == "next"), None)
-            if not isinstance(following, str) or not following.startswith(base):
-                break
+            if not isinstance(following, str):
+                return resources
+            if not following.startswith(base):  # the token stays on fhirServer; half the data would mislead
+                raise BadRequest(502, f"fhirServer: {url}: its next link leaves {base}; refused rather than read in part")
             url = following
-        found[key] = resources
-    return found
+        if key == "patient":
+            return resources
+        raise BadRequest(502, f"fhirServer: {PREFETCH[key]}: more than {MAX_PAGES} pages; refused rather than read in "
+                              "part (send it as prefetch)")
+
+    fetched = await asyncio.gather(*(one(key) for key in missing))  # the searches at once
+    return dict(zip(missing, fetched))
 
 
 def patient_data(resources: list[dict], patient_id: str, source: str):
