@@ -392,3 +392,29 @@ def test_the_readmes_curl_session_answers_as_documented():
         summaries = [c["summary"] for c in cards_of(http, "order-select", select)]
         readme = (ROOT / "README.md").read_text()
         assert len(summaries) == 2 and all(summary in readme for summary in summaries)
+
+
+def test_the_serve_command_starts_the_service_on_loopback():
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "neuropathy_kg.cli", "serve", "--port", str(port), "--as-of", "2026-11-24"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-1000:]
+                time.sleep(0.2)
+        assert response.status_code == 200 and len(response.json()["services"]) == 2
+    finally:
+        process.terminate()
+        process.wait(10)
