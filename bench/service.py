@@ -67,6 +67,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def reference_loop() -> float:
+    """Seconds for a fixed pure-Python loop: how fast the shared machine is at the moment."""
+    started = time.perf_counter()
+    sum(i * i for i in range(3_000_000))
+    return time.perf_counter() - started
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
@@ -128,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.patient:
         sys.exit("no Synthea patient: give --patient FILE.json.gz")
+    loop_before = reference_loop()
     request, count = request_for(args.patient)
     body = json.dumps(request).encode()
     port = free_port()
@@ -152,7 +160,8 @@ def main() -> None:
           f"{result['cards']} cards")
     print(f"latency (warm, sequential, {args.requests} requests): p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, "
           f"max {result['max']:.1f} ms; server CPU {result['cpuMs']:.1f} ms a request")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; reference loop "
+          f"{loop_before:.2f} s before, {reference_loop():.2f} s after")
     print(f"throughput ({args.clients} concurrent clients): {result['throughput']:.1f} requests/s, "
           f"{result['concurrentErrors']} errors")
     print(f"burst of {result['burst']} at once: {result['burstErrors']} errors, all answered in {result['burstSeconds']:.2f} s")
