@@ -1,6 +1,7 @@
 """CDS Hooks patient-view latency and throughput of `neuropathy-kg serve` on Synthea-sized patients.
 
     .venv/bin/python bench/service.py [--patient ../shared/data/synthea/Terrilyn_Little_*.json.gz]
+                                      [--request docs/cds-hooks/patient-view.json]
                                       [--requests 200] [--clients 16] [--burst 64]
 
 Starts the real service (`neuropathy-kg serve`, uvicorn, one process) on a free loopback port, turns
@@ -129,14 +130,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = sorted(glob.glob(str(ROOT / "../shared/data/synthea/Terrilyn_Little_*.json.gz")))
     parser.add_argument("--patient", default=default[0] if default else None)
+    parser.add_argument("--request", type=Path, help="post this prepared patient-view request instead (e.g. docs/cds-hooks/patient-view.json)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--burst", type=int, default=64)
     args = parser.parse_args()
-    if not args.patient:
+    if not args.patient and not args.request:
         sys.exit("no Synthea patient: give --patient FILE.json.gz")
     loop_before = reference_loop()
-    request, count = request_for(args.patient)
+    if args.request:
+        request = json.loads(args.request.read_text())
+        count = sum(len(v.get("entry", [])) if v and v.get("resourceType") == "Bundle" else int(v is not None)
+                    for v in request["prefetch"].values())
+    else:
+        request, count = request_for(args.patient)
     body = json.dumps(request).encode()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "neuropathy_kg.cli", "serve", "--port", str(port)],
@@ -156,7 +163,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
-    print(f"patient {Path(args.patient).name}: {count} prefetched resources, {len(body) / 1e6:.1f} MB request, "
+    print(f"patient {(args.request or Path(args.patient)).name}: {count} prefetched resources, {len(body) / 1e6:.1f} MB request, "
           f"{result['cards']} cards")
     print(f"latency (warm, sequential, {args.requests} requests): p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, "
           f"max {result['max']:.1f} ms; server CPU {result['cpuMs']:.1f} ms a request")
