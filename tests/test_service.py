@@ -19,7 +19,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
 from conftest import expected, scenario_names
-from service_client import KEY_OF, ServerThread, hook_request, prefetch, scenario_as_of, scenario_resources
+from service_client import KEY_OF, ServerThread, hook_request, scenario_as_of, scenario_resources
 from test_apply import assert_closed
 from neuropathy_kg import guideline
 from neuropathy_kg.apply import PROJECT_CODES, plan
