@@ -158,6 +158,10 @@ def test_every_dose_is_the_pipelines_and_every_band_the_patients(name):
                 assert dosage["doseAndRate"][0]["doseQuantity"]["unit"] == dose["unit"]
                 if "maxDailyAmount" in dose:
                     assert dosage["maxDosePerPeriod"]["numerator"]["value"] == dose["maxDailyAmount"]
+                activity = plan.activities.get((request.get("instantiatesCanonical") or [None])[0], {})
+                for template in activity.get("dosage", []):
+                    if "maxDosePerPeriod" in template:  # the computed maximum is the band's own
+                        assert dosage["maxDosePerPeriod"] == template["maxDosePerPeriod"]
 
 
 def test_missing_data_makes_a_draft_without_dose_naming_the_datum():

@@ -236,8 +236,8 @@ def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: 
               {"text": action["rationale"]}]
     if kind == "MedicationRequest":
         activity, definable = index.activity_for(action_id, (result.get("facts") or {}).get("renalBand"))
-        banded = "definitionCanonical" not in index.actions[action_id]
-        fixed = "dose" not in action and not banded and _fixed(activity)
+        # the guideline's one dose for everyone (a patch a day), which the pipeline does not compute
+        fixed = "dose" not in action and "definitionCanonical" in index.actions[action_id] and _fixed(activity)
         if definable and not fixed and ("dose" not in action or activity is None):
             draft = True
             if not missing:
@@ -245,7 +245,7 @@ def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: 
                              "(no computed dose, or no renal band).")
         if draft:
             dosage = []
-        elif fixed:  # the guideline's one dose for everyone (a patch a day): the ActivityDefinition's own
+        elif fixed:
             dosage = activity["dosage"]
         else:
             dosage = dosages(action["dose"], activity) if "dose" in action else []

@@ -24,8 +24,10 @@ compiled shapes) on its one patient in a worker thread, so the event loop keeps 
 import asyncio
 import collections
 import datetime as dt
+import json
 import re
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
@@ -53,18 +55,16 @@ SERVICES = {
                                     "IVIG in symmetric polyneuropathy, ...)."},
 }
 INDICATOR = {"violation": "critical", "warning": "warning", "info": "info"}
-OVERRIDE_SYSTEM = f"{NKG}CodeSystem/override-reasons"
-#: Reasons a clinician may give for overriding a card (user-interface choices, not guideline content).
-OVERRIDE_REASONS = [("clinical-judgement", "Clinical judgement: not applicable to this patient"),
-                    ("patient-declined", "Patient declined"), ("data-incorrect", "The patient data is incorrect"),
-                    ("already-addressed", "Already addressed")]
+#: The card summary limit of CDS Hooks 2.0 and the override reasons offered (cds_hooks_conventions.json).
+CONVENTIONS = json.loads(Path(__file__).with_name("cds_hooks_conventions.json").read_text(encoding="utf-8"))
+OVERRIDE_REASONS = [{"system": CONVENTIONS["overrideReasonSystem"], **reason} for reason in CONVENTIONS["overrideReasons"]]
+SUMMARY_LIMIT = CONVENTIONS["summaryMaxLength"]
 FHIR_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")
 MAX_PAGES = 20
 FETCH_TIMEOUT = 10.0
 FEEDBACK_KEPT = 10_000
 #: Requests whose JSON, patient and pipeline are worked on at once (the GIL lets about one run at a time).
 WORKERS = 4
-SUMMARY_LIMIT = 140
 AS_OF_EXTENSION = "neuropathy-kg.asOf"
 
 
@@ -267,7 +267,7 @@ def _card(uid: str, entry, summary: str, indicator: str, detail: str) -> dict:
     return {"uuid": uid, "summary": _summary(summary), "indicator": indicator, "detail": detail,
             "source": {"label": f"neuropathy-kg {__version__}: {info.title}", "url": info.url,
                        "topic": {"system": PROJECT_CODES, "code": entry.id, "display": entry.label}},
-            "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": code, "display": display} for code, display in OVERRIDE_REASONS],
+            "overrideReasons": [dict(reason) for reason in OVERRIDE_REASONS],
             "links": [{"label": f"Guideline: {info.title}", "url": info.url, "type": "absolute"},
                       {"label": f"Catalogue entry {entry.id}", "url": entry.iri, "type": "absolute"}]}
 
