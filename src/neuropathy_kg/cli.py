@@ -82,9 +82,10 @@ def _default_jobs(paths: tuple[str, ...]) -> int:
     return (os.cpu_count() or 1) if total > 2_000_000 else 1
 
 def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
-                progress: bool | None) -> tuple[list[dict], RunSummary]:
+                progress: bool | None, lines=None) -> tuple[list[dict], RunSummary]:
     """Run ``work`` over every chunk of patients (a patient that breaks a chunk is retried alone and
-    reported by itself); with ``jsonl``, results are written there as chunks finish."""
+    reported by itself); with ``jsonl``, results are written there as chunks finish (as JSON lines, or
+    as ``lines(work)`` makes them: (conforms, line) pairs)."""
     from . import batch
 
     if not paths:
@@ -104,7 +105,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
 
     batch.warm_up()
     if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
-        work = batch.as_json_lines(work)
+        work = (lines or batch.as_json_lines)(work)
     chunks = batch.run(paths, size, work, jobs or _default_jobs(paths), report, on_total=bar.reset if show else None)
     try:
         for chunk in chunks:
@@ -142,8 +143,8 @@ def _progress_bar(show: bool):
                 dynamic_ncols=True, smoothing=0.1)
 
 def _no_jsonl_with(jsonl: bool, fmt: str | None) -> None:
-    """JSON Lines are JSON, one patient a line: no other format can be written that way (exit 2)."""
-    if jsonl and fmt not in (None, "json"):
+    """JSON Lines are JSON, one patient a line (its result, or with --format fhir its FHIR Bundle): text and Turtle cannot be written that way (exit 2)."""
+    if jsonl and fmt not in (None, "json", "fhir"):
         raise click.UsageError(f"--jsonl writes JSON Lines; it cannot be combined with --format {fmt}")
 
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
@@ -176,7 +177,8 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1)
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: text on a terminal, else json).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("fhir",)),
+              help="Output format (default: text on a terminal, else json; fhir: a Bundle of CPG $apply results).")
 @engine_option
 @jsonl_option
 @output_option
@@ -199,16 +201,40 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
-                                       jobs, out if jsonl else None, progress)
+                                       jobs, out if jsonl else None, progress, _fhir_lines("recommend", date) if fmt == "fhir" else None)
         if not jsonl:
             document = {**recommend_document(date, results), "summary": summary.as_json()}
-            out.write(_json_text(document) if _default_format(fmt, output) == "json" else render.recommendations(document) + "\n")
+            chosen = _default_format(fmt, output)
+            if chosen == "fhir":
+                out.write(_json_text(_fhir_bundle("recommend", document)))
+            else:
+                out.write(_json_text(document) if chosen == "json" else render.recommendations(document) + "\n")
     sys.exit(2 if summary.failed else 0)
+
+
+def _fhir_lines(kind: str, date: dt.date):
+    """--jsonl --format fhir: each patient's result as one FHIR Bundle a line (apply.py)."""
+    def lines(work):
+        from .apply import fhir_lines
+
+        return fhir_lines(work, kind, date.isoformat())
+    return lines
+
+
+def _fhir_bundle(kind: str, document: dict) -> dict:
+    from .apply import ApplyError, recommend_bundle, validate_bundle
+
+    try:
+        return recommend_bundle(document) if kind == "recommend" else validate_bundle(document)
+    except ApplyError as error:
+        _fail(str(error))
+
 
 @main.command()
 @click.argument("paths", nargs=-1)
 @as_of_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle",)), help="Output format (default: text on a terminal, else json).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("turtle", "fhir")),
+              help="Output format (default: text on a terminal, else json; fhir: DetectedIssues and OperationOutcomes).")
 @click.option("--guideline", "check_guideline", is_flag=True, help="Check the guideline graph itself (shapes/guideline/) instead of patients.")
 @click.option("--shacl", type=click.Choice(SHACL_MODES), default="compiled", show_default=True,
               help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
@@ -258,7 +284,8 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
     date = _as_of(as_of)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
-                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress)
+                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress,
+                                       _fhir_lines("validate", date) if fmt == "fhir" else None)
         if not jsonl:
             document = validate_document(date, results)
             chosen = _default_format(fmt, output)
@@ -266,6 +293,8 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                 out.write(_json_text({**document, "summary": summary.as_json()}))
             elif chosen == "turtle":
                 out.write(validation_report_graph(document).serialize(format="turtle"))
+            elif chosen == "fhir":
+                out.write(_json_text(_fhir_bundle("validate", document)))
             else:
                 out.write(render.findings(document) + "\n")
     if summary.failed:
@@ -491,6 +520,24 @@ def export_fhir_cpg(output: Path | None) -> None:
         _fail(str(error))
     with _output(output, ()) as out:
         out.write(_json_text(bundle))
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@as_of_option
+def serve(host: str, port: int, as_of: str | None) -> None:
+    """Serve the guideline over HTTP: CDS Hooks 2.0 (patient-view, order-select) and FHIR
+    PlanDefinition/$apply (service.py; README 'CDS Hooks service')."""
+    try:
+        import fastapi  # noqa: F401
+        import httpx  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        _fail(f"serve needs the 'serve' extra (pip install 'neuropathy-kg[serve]'): {one_line(error)}")
+    from .service import serve as run
+
+    run(host, port, _as_of(as_of) if as_of else None)
+
 
 @main.command()
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("build/docs"), show_default=True)

@@ -1,0 +1,420 @@
+"""Issue 17, `neuropathy-kg serve`: the real service (uvicorn, in a thread, on a free loopback port)
+driven over HTTP with httpx. CDS Hooks 2.0 discovery, patient-view cards for every scenario checked
+against its expected ids, order-select on draft orders, prefetch absent (412), data read from a fake
+FHIR server with the bearer token, malformed requests (400, the service still answering), feedback,
+PlanDefinition/$apply, and 16 concurrent requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
+from conftest import expected, scenario_names
+from service_client import KEY_OF, ServerThread, hook_request, scenario_as_of, scenario_resources
+from test_apply import assert_closed
+from neuropathy_kg import guideline
+from neuropathy_kg.apply import PROJECT_CODES, plan
+from neuropathy_kg.service import PREFETCH, create_app
+
+SEVERITY_OF = {"critical": "violation", "warning": "warning", "info": "info"}
+MODELS = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest, "Task": Task}
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+@pytest.fixture(scope="module")
+def service():
+    app = create_app()
+    with ServerThread(app) as running:
+        running.app = app
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with httpx.Client(base_url=service.url, timeout=120) as http:
+        yield http
+
+
+def cards_of(client, hook: str, body: dict) -> list[dict]:
+    response = client.post(f"/cds-services/{hook}", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["cards"]
+
+
+def test_discovery_lists_both_hooks_with_prefetch_for_every_type_the_rules_read(client):
+    response = client.get("/cds-services")
+    assert response.status_code == 200
+    services = {s["id"]: s for s in response.json()["services"]}
+    assert set(services) == {"patient-view", "order-select"}
+    for sid, service in services.items():
+        assert service["hook"] == sid and service["description"] and service["title"]
+        templates = service["prefetch"]
+        kinds = {template.split("?")[0].split("/")[0] for template in templates.values()}
+        assert kinds == set(KEY_OF)
+        assert all("{{context.patientId}}" in template for template in templates.values())
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_patient_view_cards_are_the_scenarios_expected_ids(client, name):
+    spec = expected(name)
+    for pid, resources in scenario_resources(name).items():
+        cards = cards_of(client, "patient-view", hook_request("patient-view", pid, resources, scenario_as_of(name)))
+        actions = sorted(c["source"]["topic"]["code"] for c in cards if "suggestions" in c)
+        findings = {f"{c['source']['topic']['code']}:{SEVERITY_OF[c['indicator']]}" for c in cards if "suggestions" not in c}
+        want = spec["patients"][pid]
+        assert actions == sorted(want["actions"]), pid
+        assert findings == set(want["findings"]), pid
+
+
+def test_cards_are_well_formed_and_stable(client):
+    name = "example-03-renal-impairment"
+    body = hook_request("patient-view", "carmen", scenario_resources(name)["carmen"], scenario_as_of(name))
+    cards = cards_of(client, "patient-view", body)
+    again = cards_of(client, "patient-view", {**body, "hookInstance": "another-instance"})
+    assert cards == again, "the same input gives the same cards and uuids"
+    uuids = [c["uuid"] for c in cards] + [s["uuid"] for c in cards for s in c.get("suggestions", [])]
+    assert len(uuids) == len(set(uuids))
+    for card in cards:
+        assert len(card["summary"]) <= 140
+        assert card["indicator"] in ("info", "warning", "critical")
+        topic = card["source"]["topic"]
+        assert topic["system"] == PROJECT_CODES and topic["code"] in guideline.catalogue()
+        assert card["source"]["label"] and card["source"]["url"] == plan().url
+        assert card["overrideReasons"] and all({"system", "code", "display"} <= set(r) for r in card["overrideReasons"])
+        assert any(link["url"] == plan().url and link["type"] == "absolute" for link in card["links"])
+        assert "**Evidence**" in card["detail"]
+        for suggestion in card.get("suggestions", []):
+            assert card["selectionBehavior"] == "at-most-one"
+            (action,) = suggestion["actions"]
+            assert action["type"] == "create"
+            resource = action["resource"]
+            MODELS[resource["resourceType"]].model_validate(resource)
+            assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/carmen"}
+    ivig = next(c for c in cards if c["source"]["topic"]["code"] == "repeat-ivig")
+    request = ivig["suggestions"][0]["actions"][0]["resource"]
+    assert request["resourceType"] == "MedicationRequest" and request["status"] == "draft"
+    assert request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 30
+    assert "30 g a day for 5 days" in ivig["detail"]
+    overdose = next(c for c in cards if c["source"]["topic"]["code"] == "dose-above-maximum")
+    assert overdose["indicator"] == "critical" and "150 mg/day" in overdose["detail"]
+
+
+def test_an_incomplete_suggestion_is_not_recommended_and_says_what_is_missing(client):
+    name = "example-06-missing-data"
+    cards = cards_of(client, "patient-view", hook_request("patient-view", "farid", scenario_resources(name)["farid"], scenario_as_of(name)))
+    ivig = next(c for c in cards if c["source"]["topic"]["code"] == "repeat-ivig")
+    suggestion = ivig["suggestions"][0]
+    assert suggestion["isRecommended"] is False
+    assert "dosageInstruction" not in suggestion["actions"][0]["resource"]
+    assert "data-missing-body-weight" in ivig["detail"]
+
+
+def test_other_patients_data_in_the_prefetch_is_ignored(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    alice = scenario_resources("example-01-responder-relapse")["alice"]
+    alone = cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen, "2026-11-24"))
+    others = [r for r in alice if r["resourceType"] != "Patient"]  # searches answered with another patient's records too
+    mixed = cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen + others, "2026-11-24"))
+    assert mixed == alone
+
+
+def _draft(patient_id: str, coding: dict, amount: float, unit: str, oid: str = "draft-1") -> dict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+        "resourceType": "MedicationRequest", "id": oid, "status": "draft", "intent": "order",
+        "subject": {"reference": f"Patient/{patient_id}"}, "medicationCodeableConcept": {"coding": [coding]},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                               "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit,
+                                                                 "system": "http://unitsofmeasure.org", "code": unit}}]}]}}]}
+
+
+PREGABALIN = {"system": RXNORM, "code": "187832", "display": "pregabalin"}
+
+
+def test_order_select_flags_pregabalin_above_the_renal_bands_maximum(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]  # CrCl 25: band 15-29, at most 150 mg/day
+    over = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24",
+                                                         draftOrders=_draft("carmen", PREGABALIN, 600, "mg"),
+                                                         selections=["MedicationRequest/draft-1"]))
+    codes = {c["source"]["topic"]["code"]: c for c in over}
+    assert "dose-above-maximum" in codes and codes["dose-above-maximum"]["indicator"] == "critical"
+    assert "600" in codes["dose-above-maximum"]["summary"] and "150" in codes["dose-above-maximum"]["summary"]
+    assert all("suggestions" not in c for c in over), "order-select answers with pitfall cards"
+    within = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24",
+                                                           draftOrders=_draft("carmen", PREGABALIN, 75, "mg")))
+    assert within == [], "the patient's existing findings are not repeated; a dose within the band is fine"
+
+
+def test_order_select_flags_ivig_for_a_symmetric_patient(client):
+    bob = [r for r in scenario_resources("example-02-symmetric-ivig-planned")["bob"]
+           if not (r["resourceType"] == "MedicationRequest" and "J06BA02" in json.dumps(r))]
+    ivig = {"system": "http://www.whocc.no/atc", "code": "J06BA02"}
+    cards = cards_of(client, "order-select", hook_request("order-select", "bob", bob, "2026-11-24", draftOrders=_draft("bob", ivig, 30, "g")))
+    found = {c["source"]["topic"]["code"]: c["indicator"] for c in cards}
+    assert found["ivig-in-symmetric-polyneuropathy"] == "critical"
+    assert set(found) <= {"ivig-in-symmetric-polyneuropathy", "ivig-dose-off-protocol"}  # 30 g is not bob's 0.4 g/kg
+    # the same draft for an asymmetric responder raises no symmetric-polyneuropathy card
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    others = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24", draftOrders=_draft("carmen", ivig, 30, "g")))
+    assert "ivig-in-symmetric-polyneuropathy" not in {c["source"]["topic"]["code"] for c in others}
+
+
+def test_prefetch_absent_and_no_fhir_server_is_412(client):
+    body = hook_request("patient-view", "carmen", None, "2026-11-24")
+    assert client.post("/cds-services/patient-view", json=body).status_code == 412
+    partial = hook_request("patient-view", "carmen", scenario_resources("example-03-renal-impairment")["carmen"], "2026-11-24")
+    del partial["prefetch"]["observations"]
+    response = client.post("/cds-services/patient-view", json=partial)
+    assert response.status_code == 412 and "observations" in response.json()["error"]
+
+
+class FakeFhir:
+    """A FHIR server on 127.0.0.1 answering the prefetch searches from a resource list, in pages of 2,
+    remembering each request's path and Authorization header."""
+
+    def __init__(self, resources: list[dict], foreign_next: bool = False):
+        self.resources, self.seen, self.foreign_next = resources, [], foreign_next
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                fake.seen.append((self.path, self.headers.get("Authorization")))
+                status, body = fake.answer(self.path)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str):
+        path = path.removeprefix("/fhir/")
+        kind, _, query = path.partition("?")
+        if "/" in kind:
+            kind, rid = kind.split("/", 1)
+            found = [r for r in self.resources if r["resourceType"] == kind and r["id"] == rid]
+            return (200, found[0]) if found else (404, {"resourceType": "OperationOutcome", "issue": []})
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        matching = [r for r in self.resources if r["resourceType"] == kind]
+        page = int(params.get("_page", 0))
+        bundle = {"resourceType": "Bundle", "type": "searchset",
+                  "entry": [{"resource": r} for r in matching[page * 2:page * 2 + 2]], "link": []}
+        if page * 2 + 2 < len(matching):
+            base = "http://elsewhere.invalid/fhir" if self.foreign_next else self.url
+            bundle["link"].append({"relation": "next", "url": f"{base}/{kind}?patient={params.get('patient')}&_page={page + 1}"})
+        return 200, bundle
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_missing_prefetch_is_read_from_the_fhir_server_with_the_bearer_token(client):
+    name = "example-03-renal-impairment"
+    resources = scenario_resources(name)["carmen"]
+    fake = FakeFhir(resources)
+    try:
+        body = hook_request("patient-view", "carmen", None, scenario_as_of(name))
+        body.update({"fhirServer": fake.url, "fhirAuthorization": {"access_token": "secret-token", "token_type": "Bearer",
+                                                                   "expires_in": 300, "scope": "patient/*.read", "subject": "cds"}})
+        fetched = cards_of(client, "patient-view", body)
+    finally:
+        fake.close()
+    prefetched = cards_of(client, "patient-view", hook_request("patient-view", "carmen", resources, scenario_as_of(name)))
+    assert fetched == prefetched
+    assert fake.seen and all(auth == "Bearer secret-token" for _path, auth in fake.seen)
+    paths = [path for path, _ in fake.seen]
+    assert "/fhir/Patient/carmen" in paths and "/fhir/Observation?patient=carmen" in paths
+    assert any("_page=1" in path for path in paths), "next links are followed"
+
+
+def test_next_links_to_another_server_are_not_followed(client):
+    resources = scenario_resources("example-03-renal-impairment")["carmen"]
+    fake = FakeFhir(resources, foreign_next=True)
+    try:
+        body = hook_request("patient-view", "carmen", None, "2026-11-24")
+        body.update({"fhirServer": fake.url, "fhirAuthorization": {"access_token": "t", "token_type": "Bearer"}})
+        response = client.post("/cds-services/patient-view", json=body)
+    finally:
+        fake.close()
+    assert response.status_code == 502, "the token is not sent elsewhere, and part of the data is no answer"
+    assert "next link" in response.json()["error"]
+    assert not any("_page" in path for path, _ in fake.seen)
+
+
+def test_a_search_longer_than_the_page_limit_is_refused_not_cut(client, monkeypatch):
+    from neuropathy_kg import service as module
+
+    monkeypatch.setattr(module, "MAX_PAGES", 2)
+    resources = scenario_resources("example-03-renal-impairment")["carmen"]
+    assert sum(r["resourceType"] == "Observation" for r in resources) > 4, "observations need 3 pages of 2"
+    fake = FakeFhir(resources)
+    try:
+        body = hook_request("patient-view", "carmen", None, "2026-11-24")
+        body["fhirServer"] = fake.url
+        response = client.post("/cds-services/patient-view", json=body)
+    finally:
+        fake.close()
+    assert response.status_code == 502 and "more than 2 pages" in response.json()["error"]
+
+
+def test_an_unreachable_fhir_server_is_a_502_in_one_line(client):
+    body = hook_request("patient-view", "carmen", None, "2026-11-24")
+    body["fhirServer"] = "http://127.0.0.1:9/fhir"
+    response = client.post("/cds-services/patient-view", json=body)
+    assert response.status_code == 502 and "\n" not in response.json()["error"]
+
+
+MALFORMED = [
+    b"{not json",
+    b"[]",
+    json.dumps({"hook": "order-select", "hookInstance": "x", "context": {"patientId": "carmen"}}).encode(),
+    json.dumps({"hook": "patient-view", "context": {"patientId": "carmen"}}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "../../etc"}}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": []}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "fhirServer": "file:///etc"}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "extension": {"neuropathy-kg.asOf": "soon"}}).encode(),
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_requests_are_400_and_the_service_stays_up(client, raw):
+    response = client.post("/cds-services/patient-view", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] and "Traceback" not in response.text
+    assert client.get("/cds-services").status_code == 200
+
+
+def test_order_select_needs_draft_orders_and_unknown_services_are_404(client):
+    body = hook_request("order-select", "carmen", [], "2026-11-24")
+    assert client.post("/cds-services/order-select", json=body).status_code == 400
+    assert client.post("/cds-services/nope", json=body).status_code == 404
+
+
+def test_feedback_is_accepted_and_kept(client, service):
+    body = {"feedback": [{"card": "9f5c4a40-0000-0000-0000-000000000000", "outcome": "overridden",
+                          "overrideReason": {"reason": {"code": "patient-declined"}, "userComment": "no"},
+                          "outcomeTimestamp": "2026-11-24T10:00:00Z"},
+                         {"card": "9f5c4a40-0000-0000-0000-000000000001", "outcome": "accepted",
+                          "acceptedSuggestions": [{"id": "x"}], "outcomeTimestamp": "2026-11-24T10:00:00Z"}]}
+    response = client.post("/cds-services/patient-view/feedback", json=body)
+    assert response.status_code == 200
+    kept = list(service.app.state.feedback)
+    assert [item["card"] for item in kept[-2:]] == [item["card"] for item in body["feedback"]]
+    assert client.post("/cds-services/patient-view/feedback", json={"feedback": [{"card": 1}]}).status_code == 400
+
+
+def _parameters(patient_id: str, resources: list[dict], as_of: str | None = "2026-11-24") -> dict:
+    parameters = [{"name": "subject", "valueString": f"Patient/{patient_id}"},
+                  {"name": "data", "resource": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}}]
+    if as_of:
+        parameters.append({"name": "asOf", "valueDate": as_of})
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def test_apply_answers_the_bundle_of_recommend_format_fhir(client):
+    resources = scenario_resources("example-03-renal-impairment")["carmen"]
+    response = client.post("/PlanDefinition/$apply", json=_parameters("carmen", resources))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/fhir+json")
+    bundle = response.json()
+    assert_closed(bundle)
+    (group,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RequestGroup"]
+    assert sorted(a["id"] for a in group["action"]) == sorted(expected("example-03-renal-impairment")["patients"]["carmen"]["actions"])
+    wrong = _parameters("carmen", resources)
+    wrong["parameter"].append({"name": "url", "valueUri": "http://example.org/other"})
+    assert client.post("/PlanDefinition/$apply", json=wrong).status_code == 404
+    missing = client.post("/PlanDefinition/$apply", json={"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/carmen"}]})
+    assert missing.status_code == 400 and missing.json()["resourceType"] == "OperationOutcome"
+    nobody = client.post("/PlanDefinition/$apply", json=_parameters("someone-else", resources))
+    assert nobody.status_code == 400
+
+
+def test_cors_preflight_is_answered(client):
+    response = client.options("/cds-services/patient-view", headers={"Origin": "https://sandbox.cds-hooks.org",
+                                                                      "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] in ("*", "https://sandbox.cds-hooks.org")
+
+
+def test_sixteen_concurrent_requests_all_succeed_alike(client):
+    jobs = []
+    for name in ("example-01-responder-relapse", "example-03-renal-impairment", "example-06-missing-data", "absurd-values"):
+        for pid, resources in scenario_resources(name).items():
+            jobs.append(hook_request("patient-view", pid, resources, scenario_as_of(name)))
+    jobs = (jobs * 4)[:16]
+
+    def post(body):
+        response = client.post("/cds-services/patient-view", json=body)
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, jobs))
+    assert [status for status, _ in answers] == [200] * 16
+    first = {}
+    for body, (_status, answer) in zip(jobs, answers):
+        pid = body["context"]["patientId"]
+        assert first.setdefault(pid, answer) == answer, "concurrent answers equal the serial ones"
+
+
+def test_prefetch_templates_render_for_the_context():
+    from neuropathy_kg.service import render
+
+    assert {render(t, {"patientId": "abc"}) for t in PREFETCH.values()} >= {"Patient/abc", "Condition?patient=abc"}
+
+
+def test_the_readmes_curl_session_answers_as_documented():
+    """docs/cds-hooks/ holds the README's requests; the service started with --as-of answers them so."""
+    from conftest import ROOT
+
+    app = create_app(dt.date(2026, 11, 24))
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=120) as http:
+        view = json.loads((ROOT / "docs/cds-hooks/patient-view.json").read_text())
+        codes = [f"{c['indicator']} {c['source']['topic']['code']}" for c in cards_of(http, "patient-view", view)]
+        assert codes[:4] == ["critical dose-above-maximum", "critical missing-renal-dose-adjustment",
+                             "info document-baseline-measures", "info neurologic-exam-for-symmetric-progression"]
+        select = json.loads((ROOT / "docs/cds-hooks/order-select.json").read_text())
+        summaries = [c["summary"] for c in cards_of(http, "order-select", select)]
+        readme = (ROOT / "README.md").read_text()
+        assert len(summaries) == 2 and all(summary in readme for summary in summaries)
+
+
+def test_the_serve_command_starts_the_service_on_loopback():
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "neuropathy_kg.cli", "serve", "--port", str(port), "--as-of", "2026-11-24"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-1000:]
+                time.sleep(0.2)
+        assert response.status_code == 200 and len(response.json()["services"]) == 2
+    finally:
+        process.terminate()
+        process.wait(10)
