@@ -180,17 +180,24 @@ def _hadoop(spark, raw: str):
     return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
-def list_inputs(spark, paths: Iterable[str]) -> list[tuple[str, str]]:
+def list_inputs(spark, paths: Iterable[str]) -> tuple[list[tuple[str, str]], list[str]]:
     """(Hadoop path, name shown in messages) of every NDJSON file, in the order the embedded path reads
-    them: files as given, folders recursively in sorted order. Raises InputError for a missing path."""
+    them (files as given, folders recursively in sorted order), and the files given that are not NDJSON
+    (reported and skipped). Raises InputError for a missing path, which ends the run as it does there."""
     found: list[tuple[str, str]] = []
+    skipped: list[str] = []
     for raw in paths:
         path, fs = _hadoop(spark, raw)
         if not fs.exists(path):
             raise InputError(raw, "no such file or folder")
         status = fs.getFileStatus(path)
+        shown = raw if "://" in raw else str(PurePosixPath(raw))  # a local path as the embedded path names it
         if not status.isDirectory():
-            found.append((str(status.getPath()), raw))
+            if raw.lower().endswith(NDJSON_SUFFIXES):
+                found.append((str(status.getPath()), shown))
+            else:
+                skipped.append(str(InputError(raw, "--spark reads FHIR Bulk NDJSON only (.ndjson, plain or compressed: "
+                                                   ".ndjson.gz, .ndjson.bz2, ...): skipped")))
             continue
         root = str(status.getPath()).rstrip("/")
         files = []
@@ -200,11 +207,11 @@ def list_inputs(spark, paths: Iterable[str]) -> list[tuple[str, str]]:
             relative = child[len(root):].lstrip("/")
             parts = PurePosixPath(relative).parts
             if parts and not any(p.startswith((".", "_")) for p in parts) and relative.lower().endswith(NDJSON_SUFFIXES):
-                files.append((parts, child, f"{raw.rstrip('/')}/{relative}"))
+                files.append((parts, child, f"{shown.rstrip('/')}/{relative}"))
         if not files:
             raise InputError(raw, f"folder holds no NDJSON files ({' '.join(NDJSON_SUFFIXES)})")
         found.extend((child, shown) for _parts, child, shown in sorted(files))
-    return found
+    return found, skipped
 
 
 def exists(spark, raw: str) -> bool:
@@ -222,9 +229,12 @@ def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]]
     sc = spark.sparkContext
     result = SparkRun()
     try:
-        files = list_inputs(spark, paths)
+        files, skipped = list_inputs(spark, paths)
     except InputError as error:
         result.failed_inputs, result.problems = 1, [str(error)]
+        return result
+    if not files:
+        result.failed_inputs, result.problems = len(skipped), skipped[:ERRORS_SHOWN]
         return result
     sources = tuple(shown for _path, shown in files)
     name = ", ".join(sorted(set(sources)))
@@ -234,7 +244,7 @@ def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]]
 
     # Pass 1: the lines that name no patient (few), checked and sent to every bucket; the patient count.
     unowned = keyed.filter(lambda pair: pair[0] is None).map(lambda pair: _checked(pair[1], sources)).collect()
-    early = [message for kind, message in unowned if kind == "error"]
+    early = skipped + [message for kind, message in unowned if kind == "error"]
     shared = b"".join(_spooled(item) for item in sorted(item for kind, item in unowned if kind == "shared"))
     owned = keyed.filter(lambda pair: pair[0] is not None)
     patients = owned.map(lambda pair: pair[0]).countApproxDistinct(0.01)
