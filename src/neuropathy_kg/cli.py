@@ -189,7 +189,7 @@ def _spark_population(master: str, paths: tuple[str, ...], work, size: int, json
     if output in paths:
         _fail(f"{output}: is one of the inputs; nothing is ever written to an input file")
     try:
-        session = spark.session(master, bool(progress))
+        session = spark.session(master, sys.stderr.isatty() if progress is None else progress)
     except spark.SparkUnavailable as error:
         _fail(str(error))
     try:

@@ -155,13 +155,16 @@ def session(master: str, progress: bool = False):
         from pyspark.sql import SparkSession
     except ImportError:
         raise SparkUnavailable("--spark needs pyspark: pip install 'neuropathy-kg[spark]' (Spark 4 runs on Java 17)") from None
-    given = SparkConf()  # under spark-submit: its --conf options and spark-defaults.conf, which win
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # under spark-submit, whose JVM runs with its settings: read them
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
+    given = SparkConf()  # spark-submit's --conf options and spark-defaults.conf, which win; else empty
     builder = SparkSession.builder.master(master).appName("neuropathy-kg")
-    defaults = {
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "true" if progress else "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{Path(__file__).with_name(LOG_CONFIG)}",
-    }
+    defaults = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "true" if progress else "false"}
+    log_config = Path(__file__).with_name(LOG_CONFIG)
+    if log_config.is_file():  # package data: a wheel built without it keeps Spark's own log settings
+        defaults["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
     for key, value in defaults.items():
         if not given.contains(key):
             builder = builder.config(key, value)
