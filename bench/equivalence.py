@@ -117,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rich", action="store_true", help="the richer population (bench/synthetic.py --rich)")
     args = parser.parse_args()
     from synthetic import generate
 
@@ -127,7 +128,7 @@ def main() -> None:
               file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory() as workspace:
-        folder = generate(args.size, Path(workspace) / "export", seed=args.size)
+        folder = generate(args.size, Path(workspace) / "export", seed=args.size, rich=args.rich)
         summary = compare_export(folder, args.jobs, progress)
     print(json.dumps(summary))
     sys.exit(1 if summary["mismatches"] or summary["patients"] != args.size else 0)

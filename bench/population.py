@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 2000, 20000])
     parser.add_argument("--reference-sample", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rich", action="store_true", help="the richer population (bench/synthetic.py --rich)")
     parser.add_argument("--fast-one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reference-one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -85,12 +86,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workspace:
         rows = []
         for size in args.sizes:
-            folder = generate(size, Path(workspace) / f"n{size}", seed=size)
+            folder = generate(size, Path(workspace) / f"n{size}", seed=size, rich=args.rich)
             megabytes = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
             stats = in_subprocess("--fast-one", str(folder), "--jobs", str(args.jobs))
             stats.update(size=size, megabytes=megabytes)
             rows.append(stats)
-        sample_folder = generate(args.reference_sample, Path(workspace) / "reference", seed=args.reference_sample)
+        sample_folder = generate(args.reference_sample, Path(workspace) / "reference", seed=args.reference_sample, rich=args.rich)
         reference = in_subprocess("--reference-one", str(sample_folder), "--reference-sample", str(args.reference_sample))
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "neuropathy_kg.cli", "recommend", "--as-of", "2026-11-24", "--format", "json",

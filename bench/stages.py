@@ -28,6 +28,7 @@ AS_OF = dt.date(2026, 11, 24)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--rich", action="store_true", help="the richer population (bench/synthetic.py --rich)")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
 
@@ -54,7 +55,7 @@ def main() -> None:
     engine.OxigraphStore.update, engine.OxigraphStore.select_terms = timed(update), timed(select_terms)
     batch.warm_up()
     with tempfile.TemporaryDirectory() as workspace:
-        folder = generate(args.patients, Path(workspace) / "export", seed=args.patients)
+        folder = generate(args.patients, Path(workspace) / "export", seed=args.patients, rich=args.rich)
         data = b"".join(path.read_bytes() for path in sorted(folder.glob("*.ndjson")))
     started = time.perf_counter()
     patients = fhir.to_patients("export", data, True)[0]

@@ -1,6 +1,6 @@
 """A deterministic synthetic population as FHIR R4 Bulk Data NDJSON (one file per resource type).
 
-    .venv/bin/python bench/synthetic.py N OUTPUT_FOLDER [--seed S]
+    .venv/bin/python bench/synthetic.py N OUTPUT_FOLDER [--seed S] [--rich]
 
 Each patient is drawn from the guideline's scenario space: in or out of scope, both phenotypes and an
 unknown subtype, relapses (recorded or by pain score), IVIG courses with measured responses, first-line
@@ -13,6 +13,12 @@ population as it was: localised pain, immune globulin intolerance, IVIG in the s
 one of each kind of data error the shapes report (a missing birth date, sex, date, value or dose; a
 malformed date or value; a date before birth or in the future). With them, a population of 10,000
 exercises every action and finding id of the catalogue (bench/equivalence.py lists any it did not).
+
+``--rich`` (generate(..., rich=True)) gives each patient the history a relapsing patient carries, from a
+third random stream, after everything above (so the default population is unchanged): several more pain
+scores, weights and creatinines over the last two years, one or two earlier IVIG courses of five
+infusions with their pain scores for the patients who had a course, and earlier medication changes
+(requests stopped at another dose). About 90 triples per patient instead of about 47.
 """
 
 from __future__ import annotations
@@ -47,9 +53,10 @@ def _quantity(value, unit: str) -> dict:
 
 
 class Writer:
-    def __init__(self, rng: random.Random, rare: random.Random):
+    def __init__(self, rng: random.Random, rare: random.Random, history: random.Random | None = None):
         self.rng = rng
         self.rare = rare
+        self.history = history  # the --rich stream; None for the default population
         self.resources: dict[str, list[dict]] = {}
         self.counter = 0
 
@@ -129,6 +136,8 @@ def patient(writer: Writer, index: int) -> None:
         if rng.random() < chance:
             writer.condition(pid, system, code, "active", _day(rng.randint(100, 3000)))
     if rng.random() < 0.3:
+        if writer.history:
+            history(writer, pid, weight, creatinine, had_ivig=False)
         return  # out of scope: no neuropathy recorded
     phenotype = rng.random()
     status = "relapse" if rng.random() < 0.4 else "active"
@@ -139,7 +148,8 @@ def patient(writer: Writer, index: int) -> None:
         writer.condition(pid, ICD10, "E11.42", status, _day(800), "Type 2 DM with diabetic polyneuropathy")
     else:
         writer.condition(pid, SNOMED, "368581000119106", status, _day(relapse_offset), "Neuropathy due to type 2 diabetes mellitus")
-    if phenotype < 0.5 and rng.random() < 0.7:  # a first IVIG course, with pain scores around it
+    had_ivig = phenotype < 0.5 and rng.random() < 0.7
+    if had_ivig:  # a first IVIG course, with pain scores around it
         course_end = rng.randint(200, 600)
         dose = round(weight * rng.choice([0.4, 0.4, 0.4, 0.3, 0.45]), 1)
         writer.ivig_course(pid, course_end + 4, dose, rng.choice([5, 5, 5, 4]))
@@ -170,6 +180,30 @@ def patient(writer: Writer, index: int) -> None:
     if rng.random() < 0.1:
         writer.add({"resourceType": "Procedure", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
                     "code": {"text": "10-g monofilament foot examination"}, "performedDateTime": _day(rng.randint(30, 500))})
+    if writer.history:
+        history(writer, pid, weight, creatinine, had_ivig)
+
+
+def history(writer: Writer, pid: str, weight: float, creatinine: float, had_ivig: bool) -> None:
+    """The --rich patient's earlier records (a stream of its own): measurements over time, earlier IVIG
+    courses of five infusions each with a pain score before and after, earlier medication changes."""
+    rng = writer.history
+    for _ in range(rng.randint(1, 3)):
+        writer.observation(pid, LOINC, "72514-3", rng.randint(3, 10), "{score}", _day(rng.randint(100, 700)), "Pain severity")
+    for _ in range(rng.randint(1, 2)):
+        writer.observation(pid, LOINC, "29463-7", round(weight + rng.uniform(-4, 4), 1), "kg", _day(rng.randint(90, 700)), "Body Weight")
+    for _ in range(rng.randint(1, 2)):
+        writer.observation(pid, LOINC, "2160-0", round(creatinine * rng.uniform(0.85, 1.15), 2), "mg/dL",
+                           _day(rng.randint(120, 700)), "Creatinine")
+    if had_ivig:
+        for course in range(rng.randint(1, 2)):
+            end = 700 + 250 * course + rng.randint(0, 100)
+            writer.ivig_course(pid, end + 4, round(weight * 0.4, 1))
+            baseline = rng.randint(6, 10)
+            writer.observation(pid, LOINC, "72514-3", baseline, "{score}", _day(end + 5), "Pain severity")
+            writer.observation(pid, LOINC, "72514-3", round(baseline * 0.5), "{score}", _day(end - 30), "Pain severity")
+    for drug in rng.sample(["pregabalin", "gabapentin", "duloxetine", "amitriptyline"], k=rng.randint(1, 2)):
+        writer.medication(pid, drug, rng.choice(DRUGS[drug][2]), _day(rng.randint(250, 900)), "stopped")
 
 
 def data_errors(writer: Writer, pid: str, record: dict) -> None:
@@ -192,9 +226,9 @@ def data_errors(writer: Writer, pid: str, record: dict) -> None:
         del writer.medication(pid, "pregabalin", 150, _day(rare.randint(1, 100)))["dosageInstruction"]
 
 
-def generate(count: int, folder: Path, seed: int = 7) -> Path:
+def generate(count: int, folder: Path, seed: int = 7, rich: bool = False) -> Path:
     rng = random.Random(seed)
-    writer = Writer(rng, random.Random(seed * 1_000_003 + 1))
+    writer = Writer(rng, random.Random(seed * 1_000_003 + 1), random.Random(seed * 1_000_003 + 2) if rich else None)
     folder.mkdir(parents=True, exist_ok=True)
     handles = {}
     try:
@@ -216,8 +250,9 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("output", type=Path)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rich", action="store_true", help="richer patients: about 90 triples each instead of 47")
     args = parser.parse_args()
-    generate(args.count, args.output, args.seed)
+    generate(args.count, args.output, args.seed, args.rich)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,66 @@ def _no_jsonl_with(jsonl: bool, fmt: str | None) -> None:
     if jsonl and fmt not in (None, "json", "fhir"):
         raise click.UsageError(f"--jsonl writes JSON Lines; it cannot be combined with --format {fmt}")
 
+def _spark_population(master: str, paths: tuple[str, ...], work, size: int, jsonl: bool, jobs: int | None,
+                      parquet: bool, table: str, progress: bool | None) -> RunSummary:
+    """``--spark MASTER``: the same work as Spark tasks (spark.py), JSON Lines part files into --output DIR."""
+    from . import spark
+
+    output = click.get_current_context().meta.get(RAW_OUTPUT)
+    if not jsonl or output is None:
+        _fail("--spark writes JSON Lines part files into a new folder: give --jsonl --output DIR")
+    if jobs is not None:
+        _fail("--jobs is for the embedded path; with --spark the master gives the cores (local[N], executors)")
+    if not paths:
+        _fail("no input: give one or more NDJSON files or folders (any Hadoop path)")
+    if output in paths:
+        _fail(f"{output}: is one of the inputs; nothing is ever written to an input file")
+    try:
+        session = spark.session(master, sys.stderr.isatty() if progress is None else progress)
+    except spark.SparkUnavailable as error:
+        _fail(str(error))
+    try:
+        if spark.exists(session, output):
+            _fail(f"{output}: already exists; --spark writes a new folder (Spark never writes into an existing one)")
+        found = spark.run(session, paths, work, size, output, (table,) if parquet else ())
+    except Exception as error:  # noqa: BLE001 - a failed Spark job: one line, never a traceback
+        _fail(f"the Spark job failed: {one_line(error)}")
+    finally:
+        session.stop()
+    for problem in found.problems:
+        click.echo(f"neuropathy-kg: {problem}", err=True)
+    summary = RunSummary(found.processed, found.failed_patients, found.failed_inputs, not found.non_conforming)
+    if summary.failed_patients + summary.failed_inputs > len(found.problems):
+        click.echo(f"neuropathy-kg: {summary.failed_patients + summary.failed_inputs - len(found.problems)} more "
+                   f"problems not shown: all are in {output.rstrip('/')}/_errors/", err=True)
+    if not summary.processed:
+        if summary.failed:
+            sys.exit(2)
+        _fail("no patients found in the input")
+    click.echo(f"neuropathy-kg: {summary.line()}; JSON Lines in {output}", err=True)
+    return summary
+
+
+#: Where the --output of recommend and validate is kept as typed (ctx.meta): a Hadoop path for --spark,
+#: which pathlib would spoil (hdfs://host/x becomes hdfs:/host/x).
+RAW_OUTPUT = "neuropathy_kg.raw_output"
+
+
+def _keep_raw_output(ctx: click.Context, _param, value: str | None) -> Path | None:
+    ctx.meta[RAW_OUTPUT] = value
+    return Path(value) if value is not None else None
+
+
+spark_option = click.option("--spark", "spark_master", metavar="MASTER",
+                            help="Run on Apache Spark (local[N], spark://HOST:PORT, yarn, k8s://...): NDJSON in, JSON "
+                                 "Lines part files out; needs --jsonl --output DIR (pip install 'neuropathy-kg[spark]').")
+parquet_option = click.option("--parquet", is_flag=True,
+                              help="With --spark: also Parquet tables of the actions or findings in DIR/parquet/.")
+population_output_option = click.option(
+    "--output", "output", type=click.Path(dir_okay=False), callback=_keep_raw_output, metavar="FILE",
+    help="Write results to FILE (atomically: whole or not at all) instead of standard output; with --spark, a new folder DIR.")
+
+
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
 output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
                              help="Write results to FILE (atomically: whole or not at all) instead of standard output.")
@@ -181,17 +241,20 @@ def main() -> None:
               help="Output format (default: text on a terminal, else json; fhir: a Bundle of CPG $apply results).")
 @engine_option
 @jsonl_option
-@output_option
+@population_output_option
 @jobs_option
 @progress_option
+@spark_option
+@parquet_option
 def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine: str, jsonl: bool, output: Path | None,
-              jobs: int | None, progress: bool | None) -> None:
+              jobs: int | None, progress: bool | None, spark_master: str | None, parquet: bool) -> None:
     """Derive the guideline's recommended actions for each patient in PATHS (FHIR R4 JSON, NDJSON, RDF;
     files, folders, or - for standard input).
 
     \b
-    Example:
+    Examples:
       neuropathy-kg recommend --as-of 2026-11-24 --format text examples/
+      neuropathy-kg recommend --as-of 2026-11-24 --spark 'local[2]' --jsonl --output out/ export/
     \b
     Exit status: 0 done, 2 unusable input or usage (every other patient is still processed).
     """
@@ -199,6 +262,12 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
 
     _no_jsonl_with(jsonl, fmt)
     date = _as_of(as_of)
+    if parquet and not spark_master:
+        _fail("--parquet needs --spark MASTER")
+    if spark_master:
+        summary = _spark_population(spark_master, paths, lambda chunk: recommend_chunk(chunk, date, engine),
+                                    CHUNK_SIZE[engine], jsonl, jobs, parquet, "actions", progress)
+        sys.exit(2 if summary.failed else 0)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
                                        jobs, out if jsonl else None, progress, _fhir_lines("recommend", date) if fmt == "fhir" else None)
@@ -240,11 +309,14 @@ def _fhir_bundle(kind: str, document: dict) -> dict:
               help="compiled: each shape once per chunk of patients (fast); pyshacl: the reference engine, per patient.")
 @engine_option
 @jsonl_option
-@output_option
+@population_output_option
 @jobs_option
 @progress_option
+@spark_option
+@parquet_option
 def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, shacl: str, engine: str,
-             jsonl: bool, output: Path | None, jobs: int | None, progress: bool | None) -> None:
+             jsonl: bool, output: Path | None, jobs: int | None, progress: bool | None, spark_master: str | None,
+             parquet: bool) -> None:
     """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS; --format
     turtle writes one standard sh:ValidationReport.
 
@@ -282,6 +354,13 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                                                "patients": [{"patient": "(guideline graph)", **document}]}, "graph") + "\n")
         sys.exit(0 if conforms else 1)
     date = _as_of(as_of)
+    if parquet and not spark_master:
+        _fail("--parquet needs --spark MASTER")
+    if spark_master:
+        summary = _spark_population(spark_master, paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
+                                    CHUNK_SIZE[engine] if shacl == "compiled" else 1, jsonl, jobs, parquet, "findings",
+                                    progress)
+        sys.exit(2 if summary.failed else 0 if summary.all_conform else 1)
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
                                        CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress,

@@ -1,0 +1,335 @@
+"""Population runs on Apache Spark: the embedded path's per-chunk work, run as Spark tasks.
+
+Spark reads the FHIR Bulk NDJSON export (plain or compressed, any Hadoop path), keys each line by its
+patient (:func:`_line_key`, the one place that says which patient a line belongs to), and groups the
+patients into buckets of about BUCKET_PATIENTS by a hash of the patient id. Each bucket is then read and
+processed in a Python worker exactly as batch.py processes one of its spooled buckets: the lines that name
+no patient first, then the bucket's own, in input order, through load.read_document; its patients in
+chunks (load.chunks) through batch.isolate and the caller's work (pipeline.recommend_chunk or
+validate_chunk: one Oxigraph store per chunk); each result encoded by batch.as_json_lines. So each output
+line is the embedded ``--jsonl`` line of that patient (tests/test_spark.py). Nothing clinical lives here.
+
+Output: JSON Lines part files in DIR (Spark's layout, with _SUCCESS); the problems met (bad lines,
+patients that could not be processed) as text part files in DIR/_errors/, the first ERRORS_SHOWN of
+them also on standard error; with ``tables``, Parquet tables of actions or findings in DIR/parquet/.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator
+
+from .load import InputError, Patient, chunks, one_line, read_document
+
+#: Patients per bucket: one Spark task reads, converts and processes a bucket, in one Oxigraph store
+#: (pipeline.CHUNK_SIZE["oxigraph"] is 1,000 too); the number of buckets is the number of tasks.
+BUCKET_PATIENTS = 1000
+#: Problems printed on standard error; all of them are in DIR/_errors/.
+ERRORS_SHOWN = 100
+#: The driver's log configuration for runs the CLI starts (errors only; a failed job is one line).
+LOG_CONFIG = "spark-log4j2.properties"
+#: Files a folder contributes: NDJSON, plain or compressed by a codec Hadoop reads.
+NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".ndjson.bz2", ".ndjson.zst", ".ndjson.lz4", ".ndjson.snappy",
+                   ".ndjson.deflate")
+
+
+class SparkUnavailable(Exception):
+    """pyspark is not installed, Java cannot start, or the cluster cannot be reached: one line to show."""
+
+
+@dataclass
+class SparkRun:
+    """What a Spark run did (as cli.RunSummary counts it) and the first problems met."""
+
+    processed: int = 0
+    failed_patients: int = 0
+    failed_inputs: int = 0
+    non_conforming: int = 0
+    problems: list[str] = field(default_factory=list)  # the first ERRORS_SHOWN, each one line
+    written: bool = False  # DIR was written (not when no patient was found)
+
+
+# ---------------------------------------------------------------- keying lines by patient
+
+def _line_key(line: bytes) -> bytes | None:
+    """The patient an NDJSON line belongs to (its id), or None for a resource that names no patient
+    (Medication, Organization): such lines go with every bucket, as in batch.py. The one function that
+    keys lines on this path; it resolves patients as the embedded spooler does (batch._patient_key)."""
+    from .batch import _patient_key
+
+    return _patient_key(line)
+
+
+def _bucket_of(key: bytes, buckets: int) -> int:
+    return zlib.crc32(key) % buckets  # stable across processes and runs, unlike hash()
+
+
+def bucket_count(patients: int) -> int:
+    return max(1, round(patients / BUCKET_PATIENTS))
+
+
+# ---------------------------------------------------------------- in the Python workers
+
+_WARM = False
+
+
+def _warm() -> None:
+    """Parse the guideline once per Python worker (Spark reuses workers across tasks)."""
+    global _WARM
+    if not _WARM:
+        import logging
+
+        from . import batch
+
+        logging.getLogger("rdflib").setLevel(logging.CRITICAL)  # as cli.main: the shapes report ill-typed literals
+        batch.warm_up()
+        _WARM = True
+
+
+def _checked(item: tuple[int, int, bytes], sources: tuple[str, ...]) -> tuple[str, object]:
+    """A line that names no patient: ("shared", item) if it is a resource, else ("error", message)."""
+    from . import fhir
+    from .batch import MAX_LINE_BYTES
+
+    source, number, line = item
+    if len(line) > MAX_LINE_BYTES:
+        return "error", str(InputError(f"{sources[source]}:{number}", f"line longer than {MAX_LINE_BYTES >> 20} MB: skipped"))
+    try:
+        fhir.ndjson_resource(f"{sources[source]}:{number}", line)
+    except InputError as error:
+        return "error", str(error)
+    return "shared", item
+
+
+def process_bucket(lines: Iterable[tuple[int, tuple[int, int, bytes]]], *, shared: bytes, sources: tuple[str, ...],
+                   name: str, size: int, work: Callable[[list[Patient]], list[dict]]) -> Iterator[tuple]:
+    """One bucket (one Spark partition) as batch._run_unit does it: ("line", conforms, JSON text) per
+    patient, ("patient", message) per patient that failed, ("input", message) per problem in reading."""
+    from . import batch, fhir
+
+    own = sorted(item for _bucket, item in lines)
+    if not own:
+        return
+    _warm()
+    data = shared + b"".join(fhir.spooled_line(source, number, line) for source, number, line in own)
+    try:
+        found, problems = read_document(name, data, sources)
+    except InputError as error:
+        yield "input", str(error)
+        return
+    for problem in problems:
+        yield "input", str(problem)
+    encoded = batch.as_json_lines(work)
+    for chunk in chunks(found, size):
+        done, failed = batch.isolate(encoded, chunk)
+        for conforms, text in done:
+            yield "line", conforms, text.rstrip("\n")
+        for failure in failed:
+            yield "patient", str(failure)
+
+
+def _read_line(item: tuple[bytes, int], source: int) -> tuple[int, int, bytes]:
+    line, index = item
+    return source, index + 1, line
+
+
+def _keyed(item: tuple[int, int, bytes]) -> tuple[bytes | None, tuple[int, int, bytes]]:
+    """(patient key, line); a line too long to read whole is keyed None, and so reported by _checked."""
+    from .batch import MAX_LINE_BYTES
+
+    return (None if len(item[2]) > MAX_LINE_BYTES else _line_key(item[2])), item
+
+
+# ---------------------------------------------------------------- the driver
+
+def session(master: str, progress: bool = False):
+    """A SparkSession on ``master`` (local[N], spark://, yarn, k8s://). Local runs bind to 127.0.0.1 and
+    run the workers on this interpreter; a cluster's settings (spark.pyspark.python, executor
+    environment) come from spark-submit or spark-defaults.conf."""
+    try:
+        from pyspark import SparkConf
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkUnavailable("--spark needs pyspark: pip install 'neuropathy-kg[spark]' (Spark 4 runs on Java 17)") from None
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # under spark-submit, whose JVM runs with its settings: read them
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
+    given = SparkConf()  # spark-submit's --conf options and spark-defaults.conf, which win; else empty
+    builder = SparkSession.builder.master(master).appName("neuropathy-kg")
+    defaults = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "true" if progress else "false"}
+    log_config = Path(__file__).with_name(LOG_CONFIG)
+    if log_config.is_file():  # package data: a wheel built without it keeps Spark's own log settings
+        defaults["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
+    for key, value in defaults.items():
+        if not given.contains(key):
+            builder = builder.config(key, value)
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers: this interpreter, this install
+    try:
+        return builder.getOrCreate()
+    except Exception as error:  # noqa: BLE001 - Java missing, a master that cannot be reached
+        raise SparkUnavailable(f"Spark could not start on {master}: {one_line(error)}") from None
+
+
+def _hadoop(spark, raw: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(raw)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def list_inputs(spark, paths: Iterable[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(Hadoop path, name shown in messages) of every NDJSON file, in the order the embedded path reads
+    them (files as given, folders recursively in sorted order), and the files given that are not NDJSON
+    (reported and skipped). Raises InputError for a missing path, which ends the run as it does there."""
+    found: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for raw in paths:
+        path, fs = _hadoop(spark, raw)
+        if not fs.exists(path):
+            raise InputError(raw, "no such file or folder")
+        status = fs.getFileStatus(path)
+        shown = raw if "://" in raw else str(PurePosixPath(raw))  # a local path as the embedded path names it
+        if not status.isDirectory():
+            if raw.lower().endswith(NDJSON_SUFFIXES):
+                found.append((str(status.getPath()), shown))
+            else:
+                skipped.append(str(InputError(raw, "--spark reads FHIR Bulk NDJSON only (.ndjson, plain or compressed: "
+                                                   ".ndjson.gz, .ndjson.bz2, ...): skipped")))
+            continue
+        root = str(status.getPath()).rstrip("/")
+        files = []
+        listing = fs.listFiles(path, True)
+        while listing.hasNext():
+            child = str(listing.next().getPath())
+            relative = child[len(root):].lstrip("/")
+            parts = PurePosixPath(relative).parts
+            if parts and not any(p.startswith((".", "_")) for p in parts) and relative.lower().endswith(NDJSON_SUFFIXES):
+                files.append((parts, child, f"{shown.rstrip('/')}/{relative}"))
+        if not files:
+            raise InputError(raw, f"folder holds no NDJSON files ({' '.join(NDJSON_SUFFIXES)})")
+        found.extend((child, shown) for _parts, child, shown in sorted(files))
+    return found, skipped
+
+
+def exists(spark, raw: str) -> bool:
+    path, fs = _hadoop(spark, raw)
+    return bool(fs.exists(path))
+
+
+def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]], size: int, output: str,
+        tables: tuple[str, ...] = ()) -> SparkRun:
+    """Run ``work`` over every patient of the NDJSON export at ``paths``; JSON Lines into ``output``
+    (a folder that must not exist), problems into output/_errors/, ``tables`` ("actions", "findings")
+    as Parquet in output/parquet/."""
+    from pyspark import StorageLevel
+
+    sc = spark.sparkContext
+    result = SparkRun()
+    try:
+        files, skipped = list_inputs(spark, paths)
+    except InputError as error:
+        result.failed_inputs, result.problems = 1, [str(error)]
+        return result
+    if not files:
+        result.failed_inputs, result.problems = len(skipped), skipped[:ERRORS_SHOWN]
+        return result
+    sources = tuple(shown for _path, shown in files)
+    name = ", ".join(sorted(set(sources)))
+    reads = [sc.textFile(path, use_unicode=False).zipWithIndex().map(lambda item, k=k: _read_line(item, k))
+             for k, (path, _shown) in enumerate(files)]
+    keyed = sc.union(reads).filter(lambda item: item[2].strip()).map(_keyed)
+
+    # Pass 1: the lines that name no patient (few), checked and sent to every bucket; the patient count.
+    unowned = keyed.filter(lambda pair: pair[0] is None).map(lambda pair: _checked(pair[1], sources)).collect()
+    early = skipped + [message for kind, message in unowned if kind == "error"]
+    shared = b"".join(_spooled(item) for item in sorted(item for kind, item in unowned if kind == "shared"))
+    owned = keyed.filter(lambda pair: pair[0] is not None)
+    patients = owned.map(lambda pair: pair[0]).countApproxDistinct(0.01)
+    if patients == 0:
+        result.failed_inputs, result.problems = len(early), early[:ERRORS_SHOWN]
+        return result
+
+    # Pass 2: buckets, one per partition, each processed by the caller's work in a Python worker.
+    buckets = bucket_count(patients)
+    shared_value = sc.broadcast(shared)
+
+    def bucket(items):
+        return process_bucket(items, shared=shared_value.value, sources=sources, name=name, size=size, work=work)
+
+    done = (owned.map(lambda pair: (_bucket_of(pair[0], buckets), pair[1]))
+            .partitionBy(buckets, lambda k: k)
+            .mapPartitions(bucket))
+    done.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        done.filter(lambda row: row[0] == "line").map(lambda row: row[2]).saveAsTextFile(output)
+        result.written = True
+        counts = done.map(lambda row: (row[0], row[1] if row[0] == "line" else None)).countByValue()
+        result.processed = counts.get(("line", True), 0) + counts.get(("line", False), 0)
+        result.non_conforming = counts.get(("line", False), 0)
+        result.failed_patients = counts.get(("patient", None), 0)
+        result.failed_inputs = counts.get(("input", None), 0) + len(early)
+        if result.failed_patients or result.failed_inputs:
+            problems = sc.parallelize(early, 1).union(done.filter(lambda row: row[0] != "line").map(lambda row: row[1]))
+            problems.saveAsTextFile(f"{output.rstrip('/')}/_errors")
+            result.problems = problems.take(ERRORS_SHOWN)
+        for table in tables:
+            write_table(spark, table, output)
+    finally:
+        done.unpersist()
+        shared_value.destroy()
+    return result
+
+
+def _spooled(item: tuple[int, int, bytes]) -> bytes:
+    from . import fhir
+
+    return fhir.spooled_line(*item)
+
+
+# ---------------------------------------------------------------- Parquet tables
+
+def _schemas():
+    """The JSON Lines' schema, as far as the tables read it (interface.md's recommend and validate
+    patient objects). Every dose amount is a double: JSON 5 and 5.0 both read as 5.0, never as null."""
+    from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
+
+    from .pipeline import DOSE_FIELDS
+
+    text, texts = StringType(), ArrayType(StringType())
+    dose = StructType([StructField("drug", text), StructField("unit", text),
+                       *(StructField(f, DoubleType()) for f in DOSE_FIELDS)])
+    action = StructType([StructField("id", text), StructField("label", text), StructField("citations", texts),
+                         StructField("dose", dose), StructField("due", text)])
+    finding = StructType([StructField(f, text) for f in ("id", "severity", "focus", "value", "shape", "message")]
+                         + [StructField("citations", texts)])
+    return {
+        "actions": StructType([StructField("patient", text), StructField("actions", ArrayType(action))]),
+        "findings": StructType([StructField("patient", text), StructField("findings", ArrayType(finding))]),
+    }
+
+
+def write_table(spark, table: str, output: str) -> None:
+    """output/parquet/TABLE: one row per action (patient, id, label, drug, unit, dose fields, due date,
+    citations) or per finding (patient, id, severity, focus, value, shape, message, citations), read by
+    Spark SQL from the JSON Lines just written (FAILFAST: a line that does not fit the schema stops it)."""
+    from pyspark.sql import functions as F
+
+    from .pipeline import DOSE_FIELDS
+
+    root = output.rstrip("/")
+    frame = spark.read.schema(_schemas()[table]).option("mode", "FAILFAST").json(f"{root}/part-*")
+    rows = frame.select("patient", F.explode(table).alias("item"))
+    if table == "actions":
+        columns = [F.col("item.id").alias("id"), F.col("item.label").alias("label"),
+                   F.col("item.dose.drug").alias("drug"), F.col("item.dose.unit").alias("unit"),
+                   *(F.col(f"item.dose.{f}").alias(f) for f in DOSE_FIELDS),
+                   F.to_date("item.due").alias("due"), F.col("item.citations").alias("citations")]
+    else:
+        columns = [F.col(f"item.{f}").alias(f) for f in ("id", "severity", "focus", "value", "shape", "message", "citations")]
+    rows.select("patient", *columns).write.parquet(f"{root}/parquet/{table}")

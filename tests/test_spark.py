@@ -1,0 +1,197 @@
+"""`--spark MASTER` (spark.py) gives the embedded path's results: the same JSON line for every patient, the
+same problems reported, the same exit codes, on a gzip export split over several files (issue 19).
+
+Skipped where pyspark or Java 17 is missing. Every Spark run here shares one JVM (the CLI is invoked in
+this process), which keeps the module near a minute on a loaded 2-core machine."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from neuropathy_kg import batch
+from neuropathy_kg.cli import main
+from neuropathy_kg.pipeline import DOSE_FIELDS
+
+sys.path.insert(0, str(ROOT / "bench"))
+from synthetic import generate  # noqa: E402
+
+
+def _java_major() -> int:
+    java = shutil.which("java")
+    if java is None:
+        return 0
+    found = re.search(r'version "(\d+)', subprocess.run([java, "-version"], capture_output=True, text=True).stderr)
+    return int(found.group(1)) if found else 0
+
+
+pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'neuropathy-kg[spark]')")
+if _java_major() < 17:
+    pytest.skip("Spark 4 needs Java 17 or later", allow_module_level=True)
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+AS_OF = "2026-11-24"
+BAD_LINE = b'{"resourceType": "Observation", "subject": {"reference": "Patient/p0000003"}, "status": '
+MEDICATION = b'{"resourceType":"Medication","id":"m1","code":{"text":"pregabalin"}}'
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> dict[str, Path]:
+    """300 synthetic patients as plain NDJSON (for the embedded path) and the same lines as gzip files
+    (for Spark), Observation split over two files so that a patient's lines are in several files, with a
+    Medication naming no patient (shared with every bucket) and a blank line; "bad" also has a line that
+    is not JSON."""
+    root = tmp_path_factory.mktemp("spark")
+    plain = generate(300, root / "clean", seed=300)
+    observations = (plain / "Observation.ndjson").read_bytes().splitlines(keepends=True)
+    half = len(observations) // 2
+    (plain / "Observation.ndjson").write_bytes(b"".join(observations[:half]))
+    (plain / "Observation2.ndjson").write_bytes(b"".join(observations[half:]) + b"\n")
+    (plain / "Medication.ndjson").write_bytes(MEDICATION + b"\n")
+    shutil.copytree(plain, root / "bad")
+    with open(root / "bad" / "Observation2.ndjson", "ab") as handle:
+        handle.write(BAD_LINE + b"\n")
+    found = {"root": root}
+    for name in ("clean", "bad"):
+        packed = root / f"{name}-gz"
+        packed.mkdir()
+        for path in (root / name).iterdir():
+            (packed / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+        found[name], found[f"{name}-gz"] = root / name, packed
+    return found
+
+
+@pytest.fixture(scope="module")
+def runs(export) -> dict[str, dict]:
+    """recommend on the export with a bad line, validate on the clean one: embedded (plain files) and
+    Spark local[2] (gzip, with --parquet); then both Parquet tables, read in one session."""
+    found = {}
+    for command, which, table in (("recommend", "bad", "actions"), ("validate", "clean", "findings")):
+        embedded_file = export["root"] / f"{command}.jsonl"
+        embedded = _run(command, "--as-of", AS_OF, "--jsonl", "--output", str(embedded_file), str(export[which]))
+        folder = export["root"] / f"{command}-spark"
+        spark = _run(command, "--as-of", AS_OF, "--spark", "local[2]", "--jsonl", "--output", str(folder), "--parquet",
+                     str(export[f"{which}-gz"]))
+        found[command] = {"embedded": embedded, "spark": spark, "folder": folder, "table": table,
+                          "expected": embedded_file.read_text(encoding="utf-8").splitlines(), "export": which}
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        for run in found.values():
+            table = run["folder"] / "parquet" / run["table"]
+            run["rows"] = [row.asDict() for row in session.read.parquet(str(table)).collect()]
+    finally:
+        session.stop()
+    return found
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _problems(stderr: str, folder: Path) -> list[str]:
+    """Problem lines, with file names made the same for both runs (FOLDER/x.ndjson.gz shown as EXPORT/x.ndjson)."""
+    lines = [line.replace(str(folder), "EXPORT").replace(".ndjson.gz", ".ndjson")
+             for line in stderr.splitlines() if line.startswith("neuropathy-kg: ")]
+    return sorted(line for line in lines if "patients processed" not in line)
+
+
+def _spark_lines(folder: Path) -> list[str]:
+    assert (folder / "_SUCCESS").is_file()
+    return [line for part in sorted(folder.glob("part-*")) for line in part.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("command", ["recommend", "validate"])
+def test_spark_writes_the_embedded_jsonl_line_of_every_patient(runs, command):
+    run = runs[command]
+    found = _spark_lines(run["folder"])
+    assert len(run["expected"]) == 300
+    assert len(found) == len(run["expected"])  # no patient twice (a set would hide it)
+    assert set(found) == set(run["expected"])
+
+
+def test_bad_lines_are_reported_as_on_the_embedded_path(runs, export):
+    run = runs["recommend"]
+    assert run["spark"].exit_code == run["embedded"].exit_code == 2
+    problems = _problems(run["spark"].stderr, export["bad-gz"])
+    assert problems == _problems(run["embedded"].stderr, export["bad"])
+    assert len(problems) == 1 and "EXPORT/Observation2.ndjson:" in problems[0] and "not valid JSON" in problems[0]
+    written = [line for part in (run["folder"] / "_errors").glob("part-*") for line in part.read_text().splitlines()]
+    assert len(written) == 1 and "not valid JSON" in written[0]
+
+
+def test_validate_exits_1_on_a_violation_as_on_the_embedded_path(runs):
+    run = runs["validate"]
+    assert not all(json.loads(line)["conforms"] for line in run["expected"])
+    assert run["spark"].exit_code == run["embedded"].exit_code == 1, run["spark"].stderr
+    assert not (run["folder"] / "_errors").exists()
+
+
+@pytest.mark.parametrize("command", ["recommend", "validate"])
+def test_parquet_table_holds_each_action_or_finding_of_the_lines(runs, command):
+    run = runs[command]
+    table, rows = run["table"], run["rows"]
+    results = [json.loads(line) for line in run["expected"]]
+    wanted = sorted((r["patient"], item["id"], json.dumps(item.get("citations"))) for r in results for item in r[table])
+    assert len(wanted) > 100
+    assert sorted((row["patient"], row["id"], json.dumps(row["citations"])) for row in rows) == wanted
+    if table == "actions":
+        doses = {(r["patient"], a["id"]): a["dose"] for r in results for a in r["actions"] if "dose" in a}
+        assert len(doses) > 50
+        for row in rows:
+            dose = doses.get((row["patient"], row["id"]), {})
+            assert row["drug"] == dose.get("drug") and row["unit"] == dose.get("unit")
+            for name in DOSE_FIELDS:
+                assert row[name] == (float(dose[name]) if name in dose else None), (row, dose)
+    else:
+        fields = ("id", "severity", "focus", "value", "shape", "message")
+        assert (sorted((row["patient"], *(row[f] for f in fields)) for row in rows)
+                == sorted((r["patient"], *(f.get(k) for k in fields)) for r in results for f in r["findings"]))
+
+
+def test_spark_refuses_what_it_cannot_do_in_one_line(export, tmp_path):
+    for args, message in [
+        (["--spark", "local[1]", str(export["clean-gz"])], "--jsonl --output DIR"),
+        (["--spark", "local[1]", "--jsonl", str(export["clean-gz"])], "--jsonl --output DIR"),
+        (["--spark", "local[1]", "--jsonl", "--jobs", "2", "--output", str(tmp_path / "o"), str(export["clean-gz"])], "--jobs"),
+        (["--parquet", str(export["clean-gz"])], "--parquet needs --spark"),
+    ]:
+        result = _run("recommend", *args)
+        assert result.exit_code == 2
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    result = _run("recommend", "--spark", "local[1]", "--jsonl", "--output", str(existing / "x"), str(tmp_path / "missing"))
+    assert result.exit_code == 2 and "no such file or folder" in result.stderr and not (existing / "x").exists()
+    (existing / "x").write_text("kept")  # Spark writes a new folder, never over a file or into a folder
+    result = _run("recommend", "--spark", "local[1]", "--jsonl", "--output", str(existing / "x"), str(export["clean-gz"]))
+    assert result.exit_code == 2 and "already exists" in result.stderr and (existing / "x").read_text() == "kept"
+
+
+def test_lines_are_keyed_as_the_embedded_spooler_keys_them():
+    from neuropathy_kg.spark import _line_key
+
+    for line in [b'{"resourceType":"Patient","id":"p1"}', b'{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}',
+                 b'{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/p3"}}', MEDICATION, BAD_LINE]:
+        assert _line_key(line) == batch._patient_key(line)
+
+
+def test_a_file_that_is_not_ndjson_is_reported_and_skipped(export, tmp_path):
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text('{"resourceType": "Bundle", "type": "collection", "entry": []}')
+    result = _run("recommend", "--as-of", AS_OF, "--spark", "local[1]", "--jsonl", "--output", str(tmp_path / "out"),
+                  str(bundle), str(export["clean-gz"] / "Patient.ndjson.gz"))
+    assert result.exit_code == 2
+    assert f"neuropathy-kg: {bundle}: --spark reads FHIR Bulk NDJSON only" in result.stderr
+    assert len(_spark_lines(tmp_path / "out")) == 300  # the others still run
