@@ -450,6 +450,8 @@ def canonical_literal(literal: Literal) -> Literal:
             return Literal(str(literal))
         if number != number or abs(number) == float("inf") or abs(number) >= 10 ** 15:
             return Literal(str(literal))
+        if datatype == XSD.float:  # Oxigraph holds xsd:float in 32 bits, rdflib in 64: both hold a double alike
+            return Literal(str(literal), datatype=XSD.double)
     return literal
 
 
