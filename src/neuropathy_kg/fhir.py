@@ -612,7 +612,11 @@ def _resources(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | 
     found = []
     for entry in document.get("entry") or []:
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-            found.append((entry.get("fullUrl"), entry["resource"], name))
+            resource, full_url = entry["resource"], entry.get("fullUrl")
+            if (resource.get("resourceType") == "Patient" and not resource.get("id") and isinstance(full_url, str)
+                    and full_url.startswith("urn:uuid:")):  # a transaction's new Patient: its entry's uuid is its id
+                resource = {**resource, "id": full_url[len("urn:uuid:"):]}
+            found.append((full_url, resource, name))
     return found, problems
 
 

@@ -78,13 +78,10 @@ def expand_paths(paths: Iterable[str], errors: list[InputError] | None = None) -
     symbolic links to folders are followed, each real folder once (a link back up, a loop, is reported).
     With ``errors`` (a list), each problem is appended there and the other paths are still expanded;
     without it the first problem is raised."""
-    reported = [0]
-
     def report(error: InputError) -> None:
         if errors is None:
             raise error
         errors.append(error)
-        reported[0] += 1
 
     for raw in paths:
         if raw == "-":
@@ -98,9 +95,8 @@ def expand_paths(paths: Iterable[str], errors: list[InputError] | None = None) -
             report(InputError(raw, "broken symbolic link" if missing else f"no such file or folder" if isinstance(error, FileNotFoundError) else f"cannot be read ({error.strerror or error})"))
             continue
         if stat.S_ISDIR(status.st_mode):
-            before = reported[0]
             found = list(_folder_files(path, report))
-            if not found and reported[0] == before:  # a folder whose every file was reported says so already
+            if not found:
                 report(InputError(raw, "folder holds no patient files (.ttl .nt .jsonld .rdf .trig .nq .json .ndjson .json.gz .ndjson.gz)"))
             yield from found
         elif (kind := _kind(status)) is not None:
