@@ -162,7 +162,7 @@ def test_unit_spellings(quantity, unit):
 
 def bundle(*resources: dict, kind: str = "collection") -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": kind, "entry": [
-        {"fullUrl": r.pop("_fullUrl", None), "resource": r} for r in resources]}).encode()
+        {"fullUrl": r.get("_fullUrl"), "resource": {k: v for k, v in r.items() if k != "_fullUrl"}} for r in resources]}).encode()
 
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-15", "gender": "male", "_fullUrl": "urn:uuid:0001"}

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT, expected, scenario_input, scenario_names
-from neuropathy_kg import batch, pipeline
+from neuropathy_kg import batch, ndjson, pipeline
 from neuropathy_kg.load import read_patients
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -90,7 +90,7 @@ def test_chunks_are_balanced(count, size, expected):
 def test_more_buckets_change_nothing(population, monkeypatch):
     folder, patients = population
     one = [p for b in batch.batches([str(folder)], 50) for p in b.patients]
-    monkeypatch.setattr(batch, "BUCKET_BYTES", 20_000)
+    monkeypatch.setattr(ndjson, "BUCKET_BYTES", 20_000)
     many = [p for b in batch.batches([str(folder)], 50) for p in b.patients]
     assert sorted(p.id for p in one) == sorted(p.id for p in many) == sorted(p.id for p in patients)
     by_id = {p.id: len(p.graph) for p in one}
@@ -114,18 +114,18 @@ def test_parallel_spooling_gives_the_buckets_one_process_would(population, tmp_p
         (export / path.name).write_bytes(b"".join(lines))
     bad_line = (export / "Observation.ndjson").read_bytes().splitlines().index(b'{"resourceType": "Observation", "id": "broken"') + 1
     files = [(str(path), path) for path in sorted(export.iterdir())]
-    monkeypatch.setattr(batch, "PARALLEL_SPOOL_BYTES", 0)
+    monkeypatch.setattr(ndjson, "PARALLEL_SPOOL_BYTES", 0)
 
     def spooled(mapper, parts):
         with __import__("tempfile").TemporaryDirectory() as spool:
-            found = list(batch._spool(files, Path(spool), mapper, parts))
+            found = list(ndjson.spool(files, Path(spool), mapper, parts))
             return ([str(e) for e in found if isinstance(e, batch.InputError)],
-                    [b"".join(p.read_bytes() for p in (*u.shared, *u.bucket)) for u in found if isinstance(u, batch.Unit)])
+                    [b"".join(p.read_bytes() for p in u.files) for u in found if isinstance(u, ndjson.Bucket)])
 
     one = spooled(map, 1)
     assert one[0] == [f"{export / 'Observation.ndjson'}:{bad_line}: not valid JSON (Expecting ',' delimiter: line 1 column 47 (char 46))"]
     with multiprocessing.get_context("fork").Pool(3) as pool:
-        assert len(batch._segments(files, 3)) == 3
+        assert len(ndjson.segments(files, 3)) == 3
         assert spooled(pool.map, 3) == one
 
 

@@ -18,7 +18,9 @@ WHERE {
   ?conversion nkg:forConcept ?kind ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
   ?kind nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
   BIND(xsd:double(?raw) * xsd:double(?mul) / xsd:double(?div) AS ?normal)
-  FILTER(?normal >= ?min && ?normal <= ?max)
+  # Engine: bounds compared as xsd:double, as SPARQL promotes them; rdflib compared a NaN value with the
+  # xsd:decimal bounds in Python's Decimal and raised (issue 14: NaN must be no value on both engines).
+  FILTER(?normal >= xsd:double(?min) && ?normal <= xsd:double(?max))
 } ;
 
 INSERT { ?use nkg:dailyDoseMg ?mg }
@@ -28,5 +30,5 @@ WHERE {
   FILTER(STR(?recordedUnit) = ?unit)
   nkg:daily-drug-amount nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
   BIND(xsd:double(?dose) * xsd:double(?mul) / xsd:double(?div) AS ?mg)
-  FILTER(?mg >= ?min && ?mg <= ?max)
+  FILTER(?mg >= xsd:double(?min) && ?mg <= xsd:double(?max))  # Engine: as above
 }

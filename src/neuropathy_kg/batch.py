@@ -2,9 +2,10 @@
 all cores.
 
 RDF files and FHIR Bundles are read one file at a time. Bulk Data NDJSON puts one patient's resources
-on many lines of many files, so its lines are first spooled into on-disk buckets by patient (a hash of
-the patient id; resources naming no patient, such as Medication, go with every bucket), then read one
-bucket at a time. Chunks of patients go to worker processes as N-Triples; results come back in order.
+on many lines of many files, so its lines are first spooled into on-disk buckets by patient (ndjson.py:
+the patient id each line resolves to, hashed; a Medication goes to the buckets whose lines reference
+it), then read one bucket at a time. Chunks of patients go to worker processes as N-Triples; results
+come back in order.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import contextlib
 import gc
 import multiprocessing
 import signal
-import re
 import tempfile
 import time
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,22 +24,8 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from .load import MEGABYTE, InputError, Patient, _read_bytes, chunks, expand_paths, one_line, read_document, sniff_format
-
-#: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory. A
-#: bucket is also one unit of work for a worker process, and each unit pays a fixed cost (an Oxigraph
-#: store with the ontology, every query planned once), so buckets are large; an export is still cut
-#: into at least MIN_BUCKETS buckets (where each keeps MIN_BUCKET_BYTES) so that the last ones do not
-#: leave cores idle. The count depends on the export's size only, never on --jobs: the output order
-#: (by bucket, then patient id) is the same whatever the number of workers.
-BUCKET_BYTES = 4_000_000
-MAX_BUCKETS = 256
-MIN_BUCKETS = 8
-MIN_BUCKET_BYTES = 250_000
-#: The longest NDJSON line (one resource) read; a longer one is reported and skipped, never held whole.
-MAX_LINE_BYTES = 64 * MEGABYTE
-PATIENT_REFERENCE = re.compile(rb'"(?:subject|patient)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"([^"]+)"')
-
+from . import ndjson
+from .load import InputError, Patient, chunks, expand_paths, is_ndjson_file, one_line, read_document, read_input, sniff_format
 
 @dataclass
 class Batch:
@@ -53,8 +38,8 @@ class Batch:
 @dataclass(frozen=True)
 class Unit:
     """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
-    bucket (its spool files, one per spooling process, plus the lines that name no patient, which every
-    bucket shares)."""
+    bucket (its spool files: the Medications its lines reference, then one per spooling process, then
+    the lines resolved after the pass; ``shared`` is no longer filled)."""
 
     name: str
     path: Path | None = None
@@ -75,40 +60,45 @@ class PatientFailure(InputError):
 
 def units(paths: Iterable[str], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
     """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first (by
-    ``parts`` processes at once through ``mapper``, a Pool's map, where the export is large)."""
-    try:
-        sources = list(expand_paths(paths))
-    except InputError as error:
-        yield error
-        return
-    ndjson: list[tuple[str, Path | bytes]] = []
+    ``parts`` processes at once through ``mapper``, a Pool's map, where the export is large). A path
+    that cannot be read is reported and the others are still read."""
+    errors: list[InputError] = []
+    sources = list(expand_paths(paths, errors))
+    yield from errors
+    exports: list[tuple[str, Path | bytes]] = []
     for source in sources:
-        if source != "-" and _is_ndjson_file(Path(source)):
-            ndjson.append((str(source), Path(source)))  # streamed into buckets, never held whole
+        if source != "-" and is_ndjson_file(Path(source)):
+            exports.append((str(source), Path(source)))  # streamed into buckets, never held whole
         elif source == "-":
             try:
-                name, data = _read_bytes(source)
+                name, data = read_input(source)
             except InputError as error:
                 yield error
                 continue
-            if sniff_format(name, data) == "fhir-ndjson":
-                ndjson.append((name, data))
+            try:
+                fmt = sniff_format(name, data)
+            except InputError as error:
+                yield error
+                continue
+            if fmt == "fhir-ndjson":
+                exports.append((name, data))
             else:
                 yield Unit(name=name, data=data)
         else:
             yield Unit(name=str(source), path=Path(source))
-    if ndjson:
-        yield from _spool(ndjson, spool, mapper, parts)
+    if exports:
+        for found in ndjson.spool(exports, spool, mapper, parts):
+            yield found if isinstance(found, InputError) else Unit(name=found.name, bucket=found.files, sources=found.sources)
 
 
 def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
     """Read and convert one unit (in whichever process runs it) into chunks of patients."""
     try:
-        if unit.bucket:  # an NDJSON bucket: the shared lines, then the bucket's, in input order
+        if unit.bucket:  # an NDJSON bucket: the Medications its lines reference, then its lines, in input order
             data = b"".join(path.read_bytes() for path in (*unit.shared, *unit.bucket))
             found, problems = read_document(unit.name, data, unit.sources)
         else:
-            name, data = (unit.name, unit.data) if unit.data is not None else _read_bytes(unit.path)
+            name, data = (unit.name, unit.data) if unit.data is not None else read_input(unit.path)
             found, problems = read_document(name, data)
     except InputError as error:
         yield Batch([], [error])
@@ -126,160 +116,6 @@ def batches(paths: Iterable[str], size: int) -> Iterator[Batch]:
                 yield Batch([], [unit])
             else:
                 yield from unit_batches(unit, size)
-
-
-def _is_ndjson_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:  # read-only; only the head, to sniff
-            head = handle.read(65536)
-    except OSError:
-        return False  # _read_bytes reports it
-    if not head.strip():
-        return False
-    lines = head.splitlines()
-    if len(head) == 65536 and len(lines) > 2:
-        head = b"\n".join(lines[:2])
-    return sniff_format(str(path), head) == "fhir-ndjson"
-
-
-def _lines(item: Path | bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line) of an NDJSON input, or of the lines of a file that start in [start, end) (start
-    is the start of a line); None for a line longer than MAX_LINE_BYTES (skipped unread)."""
-    if isinstance(item, bytes):
-        yield from enumerate(item.splitlines(), 1)
-        return
-    with open(item, "rb") as handle:  # read-only
-        number = 1
-        while handle.tell() < start:  # the lines before this segment, counted, not kept
-            block = handle.read(min(MEGABYTE, start - handle.tell()))
-            number += block.count(b"\n")
-        while (end is None or handle.tell() < end) and (line := handle.readline(MAX_LINE_BYTES + 1)):
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                    pass
-                yield number, None
-            else:
-                yield number, line.rstrip(b"\r\n")
-            number += 1
-
-
-def _segments(files: list[tuple[str, Path | bytes]], parts: int) -> list[list[tuple[int, int, int]]]:
-    """The export cut into ``parts`` contiguous runs of whole lines of about equal size, each a list of
-    (file index, start, end) byte ranges: spooled in parallel and put back together in order, they give
-    the buckets exactly the lines, in exactly the order, that one process would."""
-    sizes = [item.stat().st_size for _name, item in files]
-    total = sum(sizes)
-    cuts = []  # (file index, offset of a line start) where each part after the first begins
-    for k in range(1, parts):
-        target, before = total * k // parts, 0
-        for index, size in enumerate(sizes):
-            if target < before + size:
-                cuts.append((index, _line_start(files[index][1], target - before)))
-                break
-            before += size
-    bounds = [(0, 0), *sorted(set(cuts)), (len(files) - 1, sizes[-1])]
-    runs = []
-    for (first, begin), (last, finish) in zip(bounds, bounds[1:]):
-        run = [(index, begin if index == first else 0, finish if index == last else sizes[index])
-               for index in range(first, last + 1)]
-        runs.append([segment for segment in run if segment[1] < segment[2]])
-    return [run for run in runs if run]
-
-
-def _line_start(path: Path, offset: int) -> int:
-    """The offset of the first line that starts at or after ``offset`` in a file."""
-    if offset == 0:
-        return 0
-    with open(path, "rb") as handle:  # read-only
-        handle.seek(offset - 1)
-        while block := handle.read(65536):
-            newline = block.find(b"\n")
-            if newline >= 0:
-                return handle.tell() - len(block) + newline + 1
-    return path.stat().st_size
-
-
-PATIENT_TYPE = re.compile(rb'"resourceType"\s*:\s*"Patient"')
-RESOURCE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
-
-
-def _patient_key(line: bytes) -> bytes | None:
-    """The patient a resource line belongs to, cheaply: a Patient's id, else its subject/patient reference
-    (the id part). The quoted word "Patient" alone appears in a Patient's resourceType, rarely elsewhere."""
-    if b'"Patient"' in line and PATIENT_TYPE.search(line):
-        match = RESOURCE_ID.search(line)
-        return match.group(1) if match else None
-    match = PATIENT_REFERENCE.search(line)
-    if not match:
-        return None
-    return match.group(1).rsplit(b"/", 1)[-1]
-
-
-def bucket_count(total_bytes: int) -> int:
-    """How many buckets an NDJSON export of ``total_bytes`` is spooled into."""
-    wanted = max(total_bytes // BUCKET_BYTES + 1, min(MIN_BUCKETS, total_bytes // MIN_BUCKET_BYTES + 1))
-    return max(1, min(MAX_BUCKETS, wanted))
-
-
-#: NDJSON exports over this size are spooled by every worker process at once (each a contiguous part).
-PARALLEL_SPOOL_BYTES = 16 * MEGABYTE
-
-
-def _spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable = map,
-           parts: int = 1) -> Iterator[Unit | InputError]:
-    """Write NDJSON lines into buckets by patient; bad lines become errors; one Unit per bucket. A large
-    export on files is spooled in ``parts`` contiguous parts at once (``mapper``: a Pool's map)."""
-    total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
-    count = bucket_count(total)
-    names = ", ".join(sorted({name for name, _item in files}))
-    sources = tuple(name for name, _item in files)
-    if parts > 1 and total > PARALLEL_SPOOL_BYTES and all(isinstance(item, Path) for _name, item in files):
-        work = [(folder, count, part, [(index, *files[index], start, end) for index, start, end in run])
-                for part, run in enumerate(_segments(files, parts))]
-    else:
-        work = [(folder, count, 0, [(index, name, item, 0, None) for index, (name, item) in enumerate(files)])]
-    problems = [error for found in mapper(_spool_part, work) for error in found]
-    yield from problems
-    shared = tuple(path for part in range(len(work)) if (path := folder / f"shared.{part}.ndjson").stat().st_size)
-    for k in range(count):
-        bucket = tuple(path for part in range(len(work)) if (path := folder / f"{k}.{part}.ndjson").stat().st_size)
-        if bucket:
-            yield Unit(name=names, bucket=bucket, shared=shared, sources=sources)
-
-
-def _spool_part(task: tuple) -> list[InputError]:
-    """Spool one contiguous part of an export (in whichever process runs it) into its own bucket files
-    ``K.PART.ndjson`` and ``shared.PART.ndjson``; returns the problems met, in input order."""
-    from . import fhir
-
-    folder, count, part, segments = task
-    buckets = [open(folder / f"{k}.{part}.ndjson", "wb") for k in range(count)]
-    problems: list[InputError] = []
-    with open(folder / f"shared.{part}.ndjson", "wb") as shared:
-        try:
-            for source, name, item, start, end in segments:
-                for number, line in _lines(item, start, end):
-                    if line is None:
-                        problems.append(InputError(f"{name}:{number}", f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped"))
-                        continue
-                    if not line.strip():
-                        continue
-                    located = fhir.spooled_line(source, number, line)
-                    key = _patient_key(line)
-                    if key is None:  # no patient named: shared with every bucket, if it is a resource
-                        try:
-                            fhir.ndjson_resource(f"{name}:{number}", line)
-                        except InputError as error:
-                            problems.append(error)
-                            continue
-                        shared.write(located)
-                        continue
-                    index = zlib.crc32(key) % count  # stable across runs and processes, unlike hash()
-                    buckets[index].write(located)
-        finally:
-            for handle in buckets:
-                handle.close()
-    return problems
 
 
 # ---------------------------------------------------------------- running chunks on all cores

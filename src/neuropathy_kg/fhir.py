@@ -28,7 +28,11 @@ from rdflib import RDF, XSD, URIRef
 from rdflib.namespace import SKOS
 
 from . import NKG, BoundedCache, guideline
-from .load import InputError, Patient, one_line
+from .model import InputError, Patient, canonical_decimal, canonical_integer, one_line
+from .ndjson import PATIENT_RESOURCE_TYPES, PatientDirectory, line_key, ndjson_lines, parse_json, spooled_line
+from .ndjson import resource_of_line as ndjson_resource
+
+__all__ = ["ndjson_lines", "ndjson_resource", "parse_json", "spooled_line", "to_patients", "to_graph", "vocabulary"]
 
 UCUM = "http://unitsofmeasure.org"
 BASE = "urn:neuropathy-kg:fhir:"
@@ -145,9 +149,11 @@ def _number(value) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return _typed(str(value), XSD_INTEGER)
+        lexical = canonical_integer(value)
+        return _typed(lexical, XSD_INTEGER) if lexical is not None else _string(str(value))
     if isinstance(value, float) and math.isfinite(value):
-        return _typed(format(Decimal(repr(value)), "f"), XSD_DECIMAL)
+        lexical = canonical_decimal(Decimal(repr(value)))
+        return _typed(lexical, XSD_DECIMAL) if lexical is not None else _string(repr(value))
     return _string(str(value))
 
 
@@ -238,9 +244,12 @@ class _Converter:
     owner: dict[URIRef, URIRef] = field(default_factory=dict)  # record or patient IRI -> patient IRI
     problems: list[InputError] = field(default_factory=list)
     by_url: dict[str, dict] = field(default_factory=dict)
-    infusions: dict[str, list[tuple[dt.date, float | None, str]]] = field(default_factory=lambda: defaultdict(list))
+    directory: PatientDirectory = field(default_factory=PatientDirectory)
+    where: str = ""  # the resource being converted (file:line, or the file), for the problems it causes
+    # patient -> resource identity (type/id) -> its infusion days: a resource given twice counts once
+    infusions: dict[str, dict[str, list[tuple[dt.date, float | None, str]]]] = field(default_factory=lambda: defaultdict(dict))
 
-    # --- identity
+    # --- identity (the resolution itself is ndjson.PatientDirectory, shared with the spooler)
     def index(self, resources: list[tuple[str | None, dict]]) -> None:
         for full_url, resource in resources:
             kind, ident = resource.get("resourceType"), resource.get("id")
@@ -248,20 +257,8 @@ class _Converter:
                 self.by_url[full_url] = resource
             if kind and ident:
                 self.by_url[f"{kind}/{ident}"] = resource
-
-    def patient_id(self, reference: dict | None) -> str | None:
-        ref = (reference or {}).get("reference") if isinstance(reference, dict) else None
-        if not isinstance(ref, str) or not ref:
-            return None
-        target = self.by_url.get(ref)
-        if target is not None and target.get("resourceType") == "Patient" and target.get("id"):
-            return str(target["id"])
-        match = re.search(r"(?:^|/)Patient/([^/]+?)(?:/_history/.*)?$", ref)
-        if match:
-            return match.group(1)
-        if ref.startswith("urn:uuid:"):
-            return ref[len("urn:uuid:"):]
-        return None
+            if kind == "Patient":
+                self.directory.add(resource, full_url)
 
     def patient_iri(self, pid: str) -> URIRef:
         iri = self.iri_of.get(pid)
@@ -275,14 +272,23 @@ class _Converter:
             self.add(iri, NKG.patientId, _string(pid))
         return iri
 
-    def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> str:
-        """A record's IRI (a plain string: no rdflib term is needed, and making one validates it), typed and
-        linked to its patient."""
-        ident = resource.get("id") or hashlib.sha1(json.dumps(resource, sort_keys=True).encode()).hexdigest()[:16]
+    @staticmethod
+    def identity(resource: dict) -> str:
+        """A resource's identity within its patient: type/id (percent-encoded where needed), or type/a
+        digest of its content where it has no id (the same content twice is then one resource)."""
+        ident = resource.get("id")
+        if ident is None or ident == "":
+            ident = hashlib.sha1(json.dumps(resource, sort_keys=True, default=str).encode("utf-8", "surrogatepass")).hexdigest()[:16]
         ident = str(ident)
         if not IRI_SAFE.fullmatch(ident):
             ident = quote(ident, safe="")
-        iri = f"{BASE}{resource.get('resourceType')}/{ident}{suffix}"
+        return f"{resource.get('resourceType')}/{ident}"
+
+    def record(self, resource: dict, cls: URIRef, patient: URIRef, suffix: str = "") -> str:
+        """A record's IRI, under its patient's (so that two patients' Observation/1 never meet; the same
+        resource twice for one patient is one record), typed and linked to its patient. A plain string: no
+        rdflib term is needed, and making one validates it."""
+        iri = f"{patient}/{self.identity(resource)}{suffix}"
         self.owner[iri] = patient
         lines = self.lines[patient]
         lines[f"<{iri}> <{RDF_TYPE}> <{cls}> .\n"] = None
@@ -305,8 +311,12 @@ class _Converter:
         handler(resource)
 
     def _owner(self, resource: dict) -> URIRef | None:
-        pid = self.patient_id(resource.get("subject") or resource.get("patient"))
-        return self.patient_iri(pid) if pid else None
+        """The patient a resource belongs to (ndjson.line_key resolved by the directory), or None, reported."""
+        pid, why = self.directory.resolve(line_key(resource))
+        if pid is None:
+            self.problems.append(InputError(self.where, f"{resource.get('resourceType')}/{resource.get('id', '?')} {why}: skipped"))
+            return None
+        return self.patient_iri(pid)
 
     def _coded_record(self, resource: dict, allowed: tuple[URIRef, ...], cls: URIRef,
                       field_name: str = "code", predicate: URIRef = NKG.code) -> URIRef | None:
@@ -320,9 +330,11 @@ class _Converter:
         return iri
 
     def _Patient(self, resource: dict) -> None:
-        if not resource.get("id"):
+        target = line_key(resource)
+        if target is None:
+            self.problems.append(InputError(self.where, "Patient without an id: skipped"))
             return
-        iri = self.patient_iri(str(resource["id"]))
+        iri = self.patient_iri(target.value)
         self.add(iri, NKG.birthDate, fhir_date(resource.get("birthDate")))
         if resource.get("gender"):
             self.add(iri, NKG.sex, _string(str(resource["gender"])))
@@ -437,8 +449,11 @@ class _Converter:
             first, last = _date_value(start), _date_value(end) or _date_value(start)
             if first is None:
                 return
-            for offset in range(((last or first) - first).days + 1):
-                self.infusions[str(patient)].append((first + dt.timedelta(days=offset), grams, unit or ""))
+            span = ((last or first) - first).days + 1
+            if not 0 < span <= self.vocab.conventions["max_administration_days"]:  # never expanded without bound
+                self.problems.append(InputError(self.where, f"{self.identity(resource)}: an administration period of {span} days is not plausible: skipped"))
+                return
+            self.infusions[str(patient)][self.identity(resource)] = [(first + dt.timedelta(days=offset), grams, unit or "") for offset in range(span)]
             return
         conventions = self.vocab.conventions
         planned = (kind == "MedicationRequest" and resource.get("intent") in conventions["planned_request_intents"]
@@ -467,7 +482,8 @@ class _Converter:
 
     def finish(self) -> None:
         """Group each patient's IVIG infusion days into courses (gaps of at most the ontology's gap)."""
-        for patient, days in self.infusions.items():
+        for patient, by_resource in self.infusions.items():
+            days = [day for resource_days in by_resource.values() for day in resource_days]
             per_day: dict[dt.date, list[float | None]] = defaultdict(list)
             units = {unit for _day, _grams, unit in days}
             for day, grams, _unit in days:
@@ -489,7 +505,7 @@ class _Converter:
                 self.owner[iri] = URIRef(patient)
                 self.add(iri, RDF_TYPE, _iri(NKG.IvigCourse))
                 self.add(iri, NKG.subject, _iri(patient))
-                self._course(iri, course[0], course[-1], len(course), grams, next(iter(units - {"g", ""}), None), "given")
+                self._course(iri, course[0], course[-1], len(course), grams, min(units - {"g", ""}, default=None), "given")
 
 
 def _period_of(resource: dict, dosage: dict | None) -> tuple[str | None, str | None]:
@@ -558,47 +574,6 @@ def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
 
 # ---------------------------------------------------------------- entry point
 
-def parse_json(data: bytes):
-    """JSON text as Python values: orjson, several times faster, and where orjson refuses a text (NaN,
-    integers over 64 bits, lone surrogates, other encodings, deep nesting) the standard library, so that
-    what is accepted, and every error message, stays the standard library's."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
-
-
-def ndjson_resource(where: str, line: bytes) -> dict:
-    """One NDJSON line as a FHIR resource; an InputError naming its file and line where it is not one."""
-    try:
-        resource = parse_json(line)
-    except (ValueError, RecursionError) as error:
-        raise InputError(where, f"not valid JSON ({one_line(error)})") from None
-    if not isinstance(resource, dict) or "resourceType" not in resource:
-        raise InputError(where, "not a FHIR resource (no resourceType)")
-    return resource
-
-
-def spooled_line(source: int, number: int, line: bytes) -> bytes:
-    """An NDJSON line as batch.py spools it: prefixed with where it came from (read by ndjson_lines)."""
-    return b"%d:%d\t%s\n" % (source, number, line)
-
-
-def ndjson_lines(name: str, data: bytes, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, bytes]]:
-    """(where, line) for every line that is not blank. Plain NDJSON: where = "file:line". Spooled NDJSON
-    (batch.py's buckets, ``sources`` given): each line starts with "INDEX:LINE\t", naming the line of
-    ``sources[INDEX]`` it was copied from, so that problems point at the user's file, not the bucket."""
-    for number, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        if sources is None:
-            yield f"{name}:{number}", line
-            continue
-        origin, _tab, line = line.partition(b"\t")
-        index, _colon, original = origin.partition(b":")
-        yield f"{sources[int(index)]}:{int(original)}", line
-
-
 def other_release(resource: dict, vocab: Vocabulary) -> str | None:
     """Why a resource is not FHIR R4, where it shows: a resource type of another release, or an element
     whose R4 shape differs (a plain-code clinical status is STU3, a CodeableReference medication is R5)."""
@@ -638,7 +613,11 @@ def _resources(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | 
     found = []
     for entry in document.get("entry") or []:
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-            found.append((entry.get("fullUrl"), entry["resource"], name))
+            resource, full_url = entry["resource"], entry.get("fullUrl")
+            if (resource.get("resourceType") == "Patient" and not resource.get("id") and isinstance(full_url, str)
+                    and full_url.startswith("urn:uuid:")):  # a transaction's new Patient: its entry's uuid is its id
+                resource = {**resource, "id": full_url[len("urn:uuid:"):]}
+            found.append((full_url, resource, name))
     return found, problems
 
 
@@ -680,9 +659,10 @@ def _convert(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | No
                 raise InputError(name, f"{label}: {release}; only FHIR R4 is read")
             skipped.append((where, release))
             continue
+        converter.where = where
         try:
             converter.convert(resource)
-        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as error:
+        except Exception as error:  # noqa: BLE001 - one resource (OverflowError of a date 9999-12-31 plus days, ...) never loses the others
             problems.append(InputError(where, f"{label} could not be read ({one_line(error)})"))
     if skipped:  # one line for the lot: an export of another release would otherwise print one per line
         where, release = skipped[0]

@@ -16,7 +16,7 @@ from rdflib.namespace import DCTERMS, RDFS
 from . import NKG, guideline
 from .engine import local_name, new_store
 from .guideline import CITO
-from .load import InputError, _parse_rdf, _read_bytes, sniff_format
+from .load import InputError, parse_rdf as _parse_rdf, read_input as _read_bytes, sniff_format
 
 #: Query file -> the kind each of its rows is, in output order.
 KINDS = {"contradictions": "contradiction", "drug-interactions": "drug-interaction", "repetitions": "repetition",

@@ -1,0 +1,451 @@
+"""FHIR Bulk Data NDJSON: its lines, the patient each line belongs to, buckets by patient, spooling.
+
+The resolution of a reference to a patient lives here, once, and every reader calls it: the spooler
+(which line goes to which bucket), the FHIR converter (which patient a record belongs to, in an NDJSON
+bucket, a Bundle or a lone resource). The small public functions below work on one line or one resource
+and keep no state, so that another engine (a Spark job over a Bulk export, say) can reuse them as they
+are and put every line in the same bucket this one does:
+
+- :func:`resource_of_line` - one NDJSON line as a FHIR resource (or an InputError naming file:line);
+- :func:`line_key` - the patient a resource belongs to, as a :class:`Target` (an id, an identifier or a
+  full URL still to be looked up), or None where it names none;
+- :func:`patient_identifiers` - the identifier keys a Patient resource answers to;
+- :func:`bucket_of` - the bucket of a patient id, for a given number of buckets;
+- :class:`PatientDirectory` - resolves a Target to a patient id against the Patient resources read.
+
+A resource whose patient cannot be resolved is reported with its file and line, never attached to a
+patient made up from the reference's text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import orjson
+
+from .model import MEGABYTE, InputError, one_line
+
+# ---------------------------------------------------------------- lines and resources
+
+
+def parse_json(data: bytes):
+    """JSON text as Python values: orjson, several times faster, and where orjson refuses a text (NaN,
+    integers over 64 bits, lone surrogates, other encodings, deep nesting) the standard library, so that
+    what is accepted, and every error message, stays the standard library's."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def resource_of_line(where: str, line: bytes) -> dict:
+    """One NDJSON line as a FHIR resource; an InputError naming its file and line where it is not one."""
+    try:
+        resource = parse_json(line)
+    except (ValueError, RecursionError) as error:
+        raise InputError(where, f"not valid JSON ({one_line(error)})") from None
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise InputError(where, "not a FHIR resource (no resourceType)")
+    return resource
+
+
+# ---------------------------------------------------------------- references to patients
+
+#: Resource types that belong to a patient and that the FHIR converter reads (fhir.py has a handler for
+#: each; a test checks the two agree). One of them naming no patient that can be resolved is reported.
+PATIENT_RESOURCE_TYPES = frozenset({
+    "Condition", "Observation", "Procedure", "AllergyIntolerance",
+    "MedicationRequest", "MedicationStatement", "MedicationAdministration",
+})
+#: Resource types other resources use by reference (medicationReference), which name no patient: they
+#: reach the buckets of the lines that reference them, once each.
+REFERENCED_RESOURCE_TYPES = frozenset({"Medication"})
+
+
+class Target(NamedTuple):
+    """What a reference names: ``kind`` "id" (a Patient id, final), "identifier" ("system|value", looked
+    up among the Patients' identifiers) or "url" (a full URL such as urn:uuid:..., looked up among a
+    Bundle's entries)."""
+
+    kind: str
+    value: str
+
+
+def reference_target(reference: str) -> Target | None:
+    """The patient a reference's text names: ``Patient/ID``, ``Patient/ID/_history/N`` and absolute URLs
+    ending so (``https://x/fhir/Patient/ID``) name the id ID; ``urn:uuid:...`` and ``urn:oid:...`` are
+    full URLs to look up; anything else (a Group, a contained ``#ref``) names no patient."""
+    if not isinstance(reference, str) or not reference:
+        return None
+    parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return Target("id", parts[-1])
+    if reference.startswith(("urn:uuid:", "urn:oid:")):
+        return Target("url", reference)
+    return None
+
+
+def identifier_key(identifier) -> str | None:
+    """An Identifier as the key it is looked up by: "system|value" (system may be empty); None without a value."""
+    if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str) or not identifier["value"]:
+        return None
+    system = identifier.get("system")
+    return f"{system if isinstance(system, str) else ''}|{identifier['value']}"
+
+
+def patient_identifiers(resource: dict) -> list[str]:
+    """The identifier keys (see identifier_key) a Patient resource answers to."""
+    found = resource.get("identifier")
+    return [key for item in (found if isinstance(found, list) else []) if (key := identifier_key(item)) is not None]
+
+
+def reference_of(value) -> Target | None:
+    """The patient a FHIR Reference (the value of ``subject`` or ``patient``) names: by its ``reference``
+    text (reference_target), else by its logical ``identifier``."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("reference"):
+        return reference_target(value["reference"])
+    key = identifier_key(value.get("identifier"))
+    return Target("identifier", key) if key is not None else None
+
+
+def line_key(resource: dict) -> Target | None:
+    """The patient a resource belongs to: a Patient its own id; any other resource its top-level
+    ``subject``, else ``patient``, reference. None where it names none."""
+    if resource.get("resourceType") == "Patient":
+        ident = resource.get("id")
+        return Target("id", str(ident)) if isinstance(ident, (str, int)) and str(ident) else None
+    subject = resource.get("subject")
+    return reference_of(subject if subject is not None else resource.get("patient"))
+
+
+def bucket_of(patient_id: str, count: int) -> int:
+    """The bucket (0 .. count-1) of a patient id: crc32 of its UTF-8, stable across runs and processes."""
+    return zlib.crc32(patient_id.encode("utf-8", "surrogatepass")) % count
+
+
+def medication_key(resource: dict) -> str | None:
+    """The "Medication/ID" a resource's medicationReference names (absolute or versioned), or None."""
+    value = resource.get("medicationReference")
+    reference = value.get("reference") if isinstance(value, dict) else None
+    if not isinstance(reference, str) or reference.startswith("#"):
+        return None
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    return f"Medication/{parts[-1]}" if len(parts) >= 2 and parts[-2] == "Medication" else None
+
+
+@dataclass
+class PatientDirectory:
+    """The Patient resources of one input, by what references use to name them."""
+
+    by_identifier: dict[str, set[str]] = field(default_factory=dict)
+    by_url: dict[str, str] = field(default_factory=dict)
+
+    def add(self, resource: dict, full_url: str | None = None) -> None:
+        target = line_key(resource)
+        if target is None:
+            return
+        for key in patient_identifiers(resource):
+            self.by_identifier.setdefault(key, set()).add(target.value)
+        if full_url:
+            self.by_url[full_url] = target.value
+
+    def resolve(self, target: Target | None) -> tuple[str | None, str | None]:
+        """(patient id, None), or (None, why the reference names no patient)."""
+        if target is None:
+            return None, "names no patient (no subject or patient reference to a Patient)"
+        if target.kind == "id":
+            return target.value, None
+        if target.kind == "url":
+            found = self.by_url.get(target.value)
+            return (found, None) if found is not None else (None, f"reference {target.value} names no Patient entry of its Bundle")
+        ids = self.by_identifier.get(target.value, set())
+        if len(ids) == 1:
+            return next(iter(ids)), None
+        if not ids:
+            return None, f"identifier {target.value} names no Patient in the input"
+        return None, f"identifier {target.value} names {len(ids)} different Patients ({', '.join(sorted(ids)[:3])})"
+
+
+# ---------------------------------------------------------------- buckets (spooled NDJSON)
+
+
+def spooled_line(source: int, number: int, line: bytes) -> bytes:
+    """An NDJSON line as it is spooled: prefixed with where it came from (read by ndjson_lines)."""
+    return b"%d:%d\t%s\n" % (source, number, line)
+
+
+def ndjson_lines(name: str, data: bytes, sources: tuple[str, ...] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(where, line) for every line that is not blank. Plain NDJSON: where = "file:line". Spooled NDJSON
+    (buckets, ``sources`` given): each line starts with "INDEX:LINE\t", naming the line of
+    ``sources[INDEX]`` it was copied from, so that problems point at the user's file, not the bucket."""
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        if sources is None:
+            yield f"{name}:{number}", line
+            continue
+        origin, _tab, line = line.partition(b"\t")
+        index, _colon, original = origin.partition(b":")
+        yield f"{sources[int(index)]}:{int(original)}", line
+
+
+#: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory. A
+#: bucket is also one unit of work for a worker process, and each unit pays a fixed cost (an Oxigraph
+#: store with the ontology, every query planned once), so buckets are large; an export is still cut
+#: into at least MIN_BUCKETS buckets (where each keeps MIN_BUCKET_BYTES) so that the last ones do not
+#: leave cores idle. The count depends on the export's size only, never on --jobs: the output order
+#: (by bucket, then patient id) is the same whatever the number of workers.
+BUCKET_BYTES = 4_000_000
+MAX_BUCKETS = 256
+MIN_BUCKETS = 8
+MIN_BUCKET_BYTES = 250_000
+#: The longest NDJSON line (one resource) read; a longer one is reported and skipped, never held whole.
+MAX_LINE_BYTES = 64 * MEGABYTE
+#: NDJSON exports over this size are spooled by every worker process at once (each a contiguous part).
+PARALLEL_SPOOL_BYTES = 16 * MEGABYTE
+
+
+def bucket_count(total_bytes: int) -> int:
+    """How many buckets an NDJSON export of ``total_bytes`` is spooled into."""
+    wanted = max(total_bytes // BUCKET_BYTES + 1, min(MIN_BUCKETS, total_bytes // MIN_BUCKET_BYTES + 1))
+    return max(1, min(MAX_BUCKETS, wanted))
+
+
+def is_gzip(path: str | Path) -> bool:
+    return str(path).lower().endswith(".gz")
+
+
+def open_text(path: str | Path):
+    """A file opened for reading (only), gzip-decompressed as it is read where its name ends in .gz."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+def read_lines(item: Path | bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) of an NDJSON input, or of the lines of a file that start in [start, end) (start
+    is the start of a line; a .gz file is always read whole); None for a line longer than MAX_LINE_BYTES
+    (skipped unread)."""
+    if isinstance(item, bytes):
+        yield from enumerate(item.splitlines(), 1)
+        return
+    with open_text(item) as handle:  # read-only
+        number = 1
+        while handle.tell() < start:  # the lines before this segment, counted, not kept
+            block = handle.read(min(MEGABYTE, start - handle.tell()))
+            number += block.count(b"\n")
+        while (end is None or handle.tell() < end) and (line := handle.readline(MAX_LINE_BYTES + 1)):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, None
+            else:
+                yield number, line.rstrip(b"\r\n")
+            number += 1
+
+
+def _segments(files: list[tuple[str, Path | bytes]], parts: int) -> list[list[tuple[int, int, int]]]:
+    """The export cut into ``parts`` contiguous runs of whole lines of about equal size, each a list of
+    (file index, start, end) byte ranges: spooled in parallel and put back together in order, they give
+    the buckets exactly the lines, in exactly the order, that one process would."""
+    sizes = [item.stat().st_size for _name, item in files]
+    total = sum(sizes)
+    cuts = []  # (file index, offset of a line start) where each part after the first begins
+    for k in range(1, parts):
+        target, before = total * k // parts, 0
+        for index, size in enumerate(sizes):
+            if target < before + size:
+                cuts.append((index, _line_start(files[index][1], target - before)))
+                break
+            before += size
+    bounds = [(0, 0), *sorted(set(cuts)), (len(files) - 1, sizes[-1])]
+    runs = []
+    for (first, begin), (last, finish) in zip(bounds, bounds[1:]):
+        run = [(index, begin if index == first else 0, finish if index == last else sizes[index])
+               for index in range(first, last + 1)]
+        runs.append([segment for segment in run if segment[1] < segment[2]])
+    return [run for run in runs if run]
+
+
+def segments(files: list[tuple[str, Path | bytes]], parts: int) -> list[list[tuple[int, int, int]]]:
+    """Public name of the cut used by spool (tests check it)."""
+    return _segments(files, parts)
+
+
+def _line_start(path: Path, offset: int) -> int:
+    """The offset of the first line that starts at or after ``offset`` in a file."""
+    if offset == 0:
+        return 0
+    with open(path, "rb") as handle:  # read-only
+        handle.seek(offset - 1)
+        while block := handle.read(65536):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return path.stat().st_size
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of a spooled export: its files in order (the Medications its lines reference first),
+    and the NDJSON files its lines name by index."""
+
+    name: str
+    files: tuple[Path, ...]
+    sources: tuple[str, ...]
+
+
+@dataclass
+class _PartResult:
+    problems: list[tuple[int, int, InputError]]  # (file index, line, error), to be put in input order
+    identifiers: dict[str, set[str]]
+    medications: dict[str, tuple[int, int]]  # "Medication/ID" -> (offset, length) in this part's file
+    needed: dict[int, set[str]]  # bucket -> "Medication/ID" its lines reference
+
+
+def spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable = map,
+          parts: int = 1) -> Iterator[Bucket | InputError]:
+    """Write NDJSON lines into buckets by patient (bucket_of the resolved patient id); lines that name a
+    patient only by identifier are resolved after the pass, against every Patient line's identifiers;
+    Medications go only to the buckets whose lines reference them, once each; lines of other resources
+    that name no patient (Practitioner, Organization...) are not copied. Bad lines and resources whose
+    patient cannot be resolved become errors naming file:line, in input order. A large export of plain
+    files is spooled in ``parts`` contiguous parts at once (``mapper``: a Pool's map)."""
+    total = sum(len(item) if isinstance(item, bytes) else item.stat().st_size for _name, item in files)
+    count = bucket_count(total)
+    names = ", ".join(sorted({name for name, _item in files}))
+    sources = tuple(name for name, _item in files)
+    parallel = (parts > 1 and total > PARALLEL_SPOOL_BYTES
+                and all(isinstance(item, Path) and not is_gzip(item) for _name, item in files))
+    if parallel:
+        work = [(folder, count, part, [(index, *files[index], start, end) for index, start, end in run])
+                for part, run in enumerate(_segments(files, parts))]
+    else:
+        work = [(folder, count, 0, [(index, name, item, 0, None) for index, (name, item) in enumerate(files)])]
+    results: list[_PartResult] = list(mapper(_spool_part, work))
+    problems = [found for result in results for found in result.problems]
+    directory = PatientDirectory()
+    for result in results:
+        for key, ids in result.identifiers.items():
+            directory.by_identifier.setdefault(key, set()).update(ids)
+    needed: dict[int, set[str]] = {}
+    for result in results:
+        for index, keys in result.needed.items():
+            needed.setdefault(index, set()).update(keys)
+    pending = [folder / f"pending.{part}.ndjson" for part in range(len(work))]
+    late = [open(folder / f"{k}.late.ndjson", "wb") for k in range(count)]
+    try:
+        for path in pending:
+            for _number, located in read_lines(path):
+                origin, _tab, line = located.partition(b"\t")
+                index, _colon, number = origin.partition(b":")
+                where = f"{sources[int(index)]}:{int(number)}"
+                resource = resource_of_line(where, line)
+                patient, why = directory.resolve(line_key(resource))
+                if patient is None:
+                    problems.append((int(index), int(number), _unresolved(where, resource, why)))
+                    continue
+                bucket = bucket_of(patient, count)
+                late[bucket].write(located + b"\n")
+                if (medication := medication_key(resource)) is not None:
+                    needed.setdefault(bucket, set()).add(medication)
+    finally:
+        for handle in late:
+            handle.close()
+    problems.sort(key=lambda item: (item[0], item[1]))
+    yield from (error for _index, _number, error in problems)
+    for k in range(count):
+        wanted = needed.get(k, set())
+        medications = folder / f"{k}.medications.ndjson"
+        with open(medications, "wb") as out:
+            for key in sorted(wanted):
+                for part, result in enumerate(results):  # the first copy in input order, once
+                    if key in result.medications:
+                        offset, length = result.medications[key]
+                        with open(folder / f"medications.{part}.ndjson", "rb") as handle:
+                            handle.seek(offset)
+                            out.write(handle.read(length))
+                        break
+        bucket = tuple(path for path in (medications, *(folder / f"{k}.{part}.ndjson" for part in range(len(work))),
+                                         folder / f"{k}.late.ndjson") if path.stat().st_size)
+        if any(path != medications for path in bucket):
+            yield Bucket(name=names, files=bucket, sources=sources)
+
+
+def _unresolved(where: str, resource: dict, why: str | None) -> InputError:
+    label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+    return InputError(where, f"{label} {why}: skipped")
+
+
+def _spool_part(task: tuple) -> _PartResult:
+    """Spool one contiguous part of an export (in whichever process runs it) into its own bucket files
+    ``K.PART.ndjson``, ``pending.PART.ndjson`` (lines naming their patient by identifier or full URL) and
+    ``medications.PART.ndjson``."""
+    folder, count, part, segments = task
+    result = _PartResult([], {}, {}, {})
+    buckets = [open(folder / f"{k}.{part}.ndjson", "wb") for k in range(count)]
+    try:
+        with open(folder / f"pending.{part}.ndjson", "wb") as pending, \
+                open(folder / f"medications.{part}.ndjson", "wb") as medications:
+            for source, name, item, start, end in segments:
+                try:
+                    for number, line in read_lines(item, start, end):
+                        _spool_line(result, buckets, pending, medications, count, source, name, number, line)
+                except (OSError, EOFError, zlib.error) as error:  # a truncated .gz, a file gone meanwhile
+                    result.problems.append((source, 1 << 62, InputError(name, f"stopped reading ({one_line(error)}); the lines before were read")))
+    finally:
+        for handle in buckets:
+            handle.close()
+    return result
+
+
+def _spool_line(result: _PartResult, buckets, pending, medications, count: int, source: int, name: str,
+                number: int, line: bytes | None) -> None:
+    where = f"{name}:{number}"
+    if line is None:
+        result.problems.append((source, number, InputError(where, f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped")))
+        return
+    if not line.strip():
+        return
+    try:
+        resource = resource_of_line(where, line)
+    except InputError as error:
+        result.problems.append((source, number, error))
+        return
+    located = spooled_line(source, number, line)
+    kind = resource["resourceType"]
+    if kind in REFERENCED_RESOURCE_TYPES:
+        ident = resource.get("id")
+        key = f"{kind}/{ident}"
+        if isinstance(ident, str) and key not in result.medications:
+            result.medications[key] = (medications.tell(), len(located))
+            medications.write(located)
+        return
+    target = line_key(resource)
+    if kind == "Patient":
+        if target is None:
+            result.problems.append((source, number, InputError(where, "Patient without an id: skipped")))
+            return
+        for key in patient_identifiers(resource):
+            result.identifiers.setdefault(key, set()).add(target.value)
+    elif kind not in PATIENT_RESOURCE_TYPES:
+        return  # a resource the converter does not read (Practitioner, Encounter...): not copied
+    if target is None:
+        result.problems.append((source, number, _unresolved(where, resource, PatientDirectory().resolve(None)[1])))
+        return
+    if target.kind != "id":
+        pending.write(located)
+        return
+    bucket = bucket_of(target.value, count)
+    buckets[bucket].write(located)
+    if (medication := medication_key(resource)) is not None:
+        result.needed.setdefault(bucket, set()).add(medication)
