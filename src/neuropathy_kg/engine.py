@@ -206,9 +206,11 @@ class RdflibStore:
         self.graph.parse(data=data, format="nt")
 
     def update(self, sparql: str) -> None:
+        refuse_remote(sparql, update=True)
         self.graph.update(sparql)
 
     def select(self, sparql: str) -> list[dict[str, Identifier]]:
+        refuse_remote(sparql)
         result = self.graph.query(sparql)
         names = [str(v) for v in result.vars]
         return [{n: row[i] for i, n in enumerate(names) if row[i] is not None} for row in result]
@@ -217,6 +219,7 @@ class RdflibStore:
         return [{name: Term.of(term) for name, term in row.items()} for row in self.select(sparql)]
 
     def query(self, sparql: str) -> QueryResult:
+        refuse_remote(sparql)
         result = self.graph.query(sparql)
         form = result.type.lower()
         if form == "select":
@@ -290,6 +293,7 @@ class OxigraphStore:
         return self._rows(sparql, _term)
 
     def query(self, sparql: str) -> QueryResult:
+        refuse_remote(sparql)
         result = self.store.query(sparql)
         if isinstance(result, ox.QueryBoolean):
             return QueryResult("ask", boolean=bool(result))
