@@ -316,7 +316,7 @@ def test_a_path_that_does_not_exist_does_not_stop_the_others(tmp_path):
         assert result.exit_code == 2, result.output
         stderr = [line for line in result.stderr.splitlines() if line.strip()]
         assert stderr[0] == f"neuropathy-kg: {tmp_path / 'missing.ndjson'}: no such file or folder"
-        assert stderr[1:] in ([], ["neuropathy-kg: 1 patients processed, 0 patients failed, 1 inputs or lines skipped as unreadable"])
+        assert stderr[1:] in ([], ["neuropathy-kg: 1 patient processed, 0 patients failed, 1 input or line skipped as unreadable"])
         assert "dmitri" in result.stdout
 
 
