@@ -55,7 +55,7 @@ def category_chart(checks: list[dict]) -> str:
         axes.set_yticks(list(positions), labels)
         axes.set_xlabel("failing patients, % of applicable")
         axes.set_xlim(0, max([5.0, *shares, *(100 * c["threshold"] for c in checks)]) * 1.1)
-        axes.legend(loc="lower right", frameon=False)
+        figure.legend(loc="outside upper right", frameon=False)
         axes.spines[["top", "right"]].set_visible(False)
         return _svg(figure)
 
