@@ -350,3 +350,12 @@ def test_report_renders_in_headless_chromium(small, tmp_path):
     assert 'data-ready="true"' in dom
     assert dom.count('<tr class="check"') == total
     assert "<img" not in dom and "&lt;img src=x" in dom  # the hostile id is text, not an element
+
+
+def test_chart_labels_from_data_are_escaped_and_charts_reproducible():
+    from neuropathy_kg.report import distribution_chart
+
+    hostile = {'<script>alert(1)</script> $x$ & "q"': 3, "b": 1}
+    svg = distribution_chart(hostile, "patients")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "$x$" in svg  # no mathtext either
+    assert svg == distribution_chart(hostile, "patients") and svg.startswith("<svg") and "<metadata" not in svg
