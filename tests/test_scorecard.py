@@ -187,7 +187,9 @@ def test_thresholds_file_overrides_the_ontology_defaults(small, tmp_path):
     thresholds.write_text(json.dumps({failing["id"]: 1}))
     again = tmp_path / "again.json"
     _cli("validate", "--as-of", AS_OF, "--summary", str(again), "--thresholds", str(thresholds), str(ROOT / "examples"))
-    changed = {c["id"]: c for c in json.loads(again.read_text())["checks"]}
+    document = json.loads(again.read_text())
+    assert document["provenance"]["thresholdsFile"] == str(thresholds)
+    changed = {c["id"]: c for c in document["checks"]}
     assert changed[failing["id"]]["threshold"] == 1.0 and changed[failing["id"]]["status"] == "pass"
     others = [c for c in summary["checks"] if c["id"] != failing["id"]]
     assert all(changed[c["id"]] == c for c in others)

@@ -305,14 +305,15 @@ def _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report
         baseline = (str(baseline_path), read_baseline(baseline_path)) if baseline_path else None
     except ScorecardError as error:
         _fail(str(error))
-    return summary_path, report_path, thresholds, baseline
+    return summary_path, report_path, (str(thresholds_path) if thresholds_path else None, thresholds), baseline
 
 
 def _write_scorecard(scoring, tally, paths, date, engine, run: RunSummary) -> None:
     from .scorecard import compare, provenance, write_json
 
-    summary_path, report_path, thresholds, baseline = scoring
-    document = tally.summary(provenance(paths, date, engine, run.as_json()), thresholds)
+    summary_path, report_path, (thresholds_file, thresholds), baseline = scoring
+    document = tally.summary({**provenance(paths, date, engine, run.as_json()), "thresholdsFile": thresholds_file},
+                             thresholds)
     if baseline is not None:
         document = compare(document, baseline[1], baseline[0])
     if summary_path is not None:
