@@ -256,6 +256,15 @@ def test_a_malformed_baseline_is_a_one_line_error(tmp_path, content):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+def test_the_summary_is_never_written_onto_an_input(small, tmp_path):
+    path, _summary, _out = small["oxigraph"]
+    baseline = tmp_path / "baseline.json"
+    baseline.write_bytes(path.read_bytes())
+    result = _cli("validate", "--summary", str(baseline), "--baseline", str(baseline), str(ROOT / "examples"))
+    assert result.returncode == 2 and "nothing is ever written to an input file" in result.stderr
+    assert baseline.read_bytes() == path.read_bytes()
+
+
 def test_scorecard_options_need_a_summary_or_report():
     result = _cli("validate", "--thresholds", "x.json", str(ROOT / "examples"))
     assert result.returncode == 2 and "need --summary" in result.stderr

@@ -296,10 +296,14 @@ def _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report
         _fail("--summary and --report are for patients, not --guideline")
     if shacl != "compiled":
         _fail("--summary and --report run the compiled shapes (--shacl compiled)")
+    inputs = [Path(raw).resolve() for raw in paths if raw != "-"]
+    inputs += [p.resolve() for p in (output, baseline_path, thresholds_path) if p is not None]
+    if summary_path is not None and report_path is not None and summary_path.resolve() == report_path.resolve():
+        _fail(f"{summary_path}: --summary and --report must be different files")
     for target in (summary_path, report_path):
-        if target is not None and (any(raw != "-" and Path(raw).resolve() == target.resolve() for raw in paths)
-                                   or (output is not None and output.resolve() == target.resolve())):
-            _fail(f"{target}: is an input or the --output file")
+        if target is not None and target.resolve() in inputs:
+            _fail(f"{target}: is an input, the --baseline or --thresholds file or the --output file; "
+                  "nothing is ever written to an input file")
     try:
         thresholds = read_thresholds(thresholds_path) if thresholds_path else {}
         baseline = (str(baseline_path), read_baseline(baseline_path)) if baseline_path else None
