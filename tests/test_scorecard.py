@@ -370,3 +370,22 @@ def test_chart_labels_from_data_are_escaped_and_charts_reproducible():
     svg = distribution_chart(hostile, "patients")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "$x$" in svg  # no mathtext either
     assert svg == distribution_chart(hostile, "patients") and svg.startswith("<svg") and "<metadata" not in svg
+
+
+def test_status_at_the_threshold_and_with_nobody_applicable():
+    empty = Tally().summary({"failedPatients": 0, "failedInputs": 0})
+    assert all(c["status"] == "not-applicable" and c["passRate"] is None and c["applicable"] == 0 for c in empty["checks"])
+
+    def run(failing: int) -> dict:
+        tally = Tally()
+        digests = [Digest(patient=f"p{i:02d}", conforms=True, phenotype=None, renal_band=None, actions=(),
+                          populations=("population-every-patient",),
+                          counts=(("data-missing-sex", 1),) if i < failing else (), samples=()) for i in range(20)]
+        tally.add([(None, d) for d in digests])
+        return next(c for c in tally.summary({})["checks"] if c["id"] == "data-missing-sex")
+
+    assert run(1)["threshold"] == 0.05
+    assert run(1)["status"] == "pass" and run(1)["passRate"] == 0.95  # 1/20 = the largest acceptable share
+    assert run(2)["status"] == "fail" and run(2)["passRate"] == 0.9
+    eligible_only = next(c for c in Tally().summary({})["checks"] if c["id"] == "opioid-as-first-line")
+    assert eligible_only["population"] == "population-eligible"
