@@ -58,7 +58,10 @@ def measure(folder: Path, out: Path, jobs: int) -> tuple[float, int, int, int]:
                "--no-progress", str(folder)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    for stale in ("summary.json", "report.html"):  # a previous run's files must not pass for this one's
+        (out / stale).unlink(missing_ok=True)
+    errors = open(out / "stderr.txt", "w")
+    process = subprocess.Popen(command, stderr=errors)
     peak = [0]
 
     def sample() -> None:
@@ -70,6 +73,7 @@ def measure(folder: Path, out: Path, jobs: int) -> tuple[float, int, int, int]:
     sampler.start()
     status = process.wait()
     sampler.join()
+    errors.close()
     seconds = time.monotonic() - started
     parent = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB, the largest child so far
     return seconds, peak[0], max(parent, before) * 1024, status
@@ -92,8 +96,9 @@ def main() -> None:
             out = work / f"out-{size}"
             out.mkdir(exist_ok=True)
             seconds, tree, largest, status = measure(folder, out, args.jobs)
-            if status not in (0, 1):
-                sys.exit(f"validate exited {status} at {size} patients")
+            if status not in (0, 1) or not (out / "summary.json").exists():
+                tail = (out / "stderr.txt").read_text()[-2000:]
+                sys.exit(f"validate exited {status} at {size} patients without a summary:\n{tail}")
             print(f"| {size:,} | {args.jobs} | {seconds:.0f} | {size / seconds:.0f} | {tree / 2**20:.0f} | "
                   f"{largest / 2**20:.0f} | {(out / 'summary.json').stat().st_size / 1024:.0f} | "
                   f"{(out / 'report.html').stat().st_size / 1024:.0f} |", flush=True)
