@@ -82,10 +82,12 @@ def _default_jobs(paths: tuple[str, ...]) -> int:
     return (os.cpu_count() or 1) if total > 2_000_000 else 1
 
 def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl: TextIO | None,
-                progress: bool | None, lines=None) -> tuple[list[dict], RunSummary]:
+                progress: bool | None, lines=None, tally=None) -> tuple[list[dict], RunSummary]:
     """Run ``work`` over every chunk of patients (a patient that breaks a chunk is retried alone and
     reported by itself); with ``jsonl``, results are written there as chunks finish (as JSON lines, or
-    as ``lines(work)`` makes them: (conforms, line) pairs)."""
+    as ``lines(work)`` makes them: (conforms, line) pairs). With ``tally`` (a scorecard.Tally), ``work``
+    gives (output, digest) pairs: the tally counts the digests in this same pass and the outputs go on
+    as usual."""
     from . import batch
 
     if not paths:
@@ -104,11 +106,13 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
                 summary.failed_inputs += 1
 
     batch.warm_up()
-    if jsonl is not None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
+    if jsonl is not None and tally is None:  # each result leaves its worker as its JSON line: no pickled dicts, no encoding here
         work = (lines or batch.as_json_lines)(work)
     chunks = batch.run(paths, size, work, jobs or _default_jobs(paths), report, on_total=bar.reset if show else None)
     try:
         for chunk in chunks:
+            if tally is not None:
+                chunk = tally.add(chunk)
             summary.processed += len(chunk)
             if jsonl is not None:
                 summary.all_conform = summary.all_conform and all(conforms for conforms, _line in chunk)
@@ -314,16 +318,26 @@ def _fhir_bundle(kind: str, document: dict) -> dict:
 @progress_option
 @spark_option
 @parquet_option
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
+              help="Also write the data-quality scorecard (every data check and pitfall, counted over the run) to FILE.json.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.html",
+              help="Also write the scorecard as one self-contained HTML page (charts, check table, sample patients).")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path), metavar="SUMMARY.json",
+              help="A previous run's --summary: show each check's change since then.")
+@click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
+              help="JSON {check id: largest acceptable failing share} over the defaults of ontology/data-quality.ttl.")
 def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_guideline: bool, shacl: str, engine: str,
              jsonl: bool, output: Path | None, jobs: int | None, progress: bool | None, spark_master: str | None,
-             parquet: bool) -> None:
+             parquet: bool, summary_path: Path | None, report_path: Path | None, baseline_path: Path | None,
+             thresholds_path: Path | None) -> None:
     """Run the SHACL shapes (export checks and clinical pitfalls) on each patient in PATHS; --format
-    turtle writes one standard sh:ValidationReport.
+    turtle writes one standard sh:ValidationReport; --summary/--report the data-quality scorecard.
 
     \b
     Examples:
       neuropathy-kg validate --as-of 2026-11-24 --format text examples/
       neuropathy-kg validate --guideline --format turtle
+      neuropathy-kg validate --as-of 2026-11-24 --jsonl --summary dq.json --report dq.html export/ > findings.jsonl
     \b
     Exit status: 0 every patient conforms, 1 a violation, 2 unusable input or usage (every other
     patient is still checked).
@@ -356,15 +370,26 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
     date = _as_of(as_of)
     if parquet and not spark_master:
         _fail("--parquet needs --spark MASTER")
+    scoring = _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report_path, baseline_path,
+                               thresholds_path)
+    if scoring is not None and (spark_master or fmt == "fhir"):
+        raise click.UsageError("--summary and --report run on the embedded path with JSON results (not --spark, not --format fhir)")
     if spark_master:
         summary = _spark_population(spark_master, paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
                                     CHUNK_SIZE[engine] if shacl == "compiled" else 1, jsonl, jobs, parquet, "findings",
                                     progress)
         sys.exit(2 if summary.failed else 0 if summary.all_conform else 1)
     with _output(output, paths) as out:
-        results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
-                                       CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None, progress,
-                                       _fhir_lines("validate", date) if fmt == "fhir" else None)
+        if scoring is not None:
+            from .scorecard import Tally, chunk_work
+
+            tally = Tally()
+            results, summary = _population(paths, chunk_work(date, engine, encode=jsonl), CHUNK_SIZE[engine], jobs,
+                                           out if jsonl else None, progress, tally=tally)
+        else:
+            results, summary = _population(paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
+                                           CHUNK_SIZE[engine] if shacl == "compiled" else 1, jobs, out if jsonl else None,
+                                           progress, _fhir_lines("validate", date) if fmt == "fhir" else None)
         if not jsonl:
             document = validate_document(date, results)
             chosen = _default_format(fmt, output)
@@ -376,9 +401,59 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
                 out.write(_json_text(_fhir_bundle("validate", document)))
             else:
                 out.write(render.findings(document) + "\n")
+    if scoring is not None:
+        _write_scorecard(scoring, tally, paths, date, engine, summary)
     if summary.failed:
         sys.exit(2)
     sys.exit(0 if summary.all_conform else 1)
+
+
+def _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report_path, baseline_path, thresholds_path):
+    """validate's scorecard options checked, and the thresholds and baseline files read, before any
+    patient is: (summary path, report path, thresholds, (baseline path, baseline)), or None without them."""
+    from .scorecard import ScorecardError, read_baseline, read_thresholds
+
+    if summary_path is None and report_path is None:
+        if baseline_path or thresholds_path:
+            _fail("--baseline and --thresholds need --summary FILE or --report FILE")
+        return None
+    if check_guideline:
+        _fail("--summary and --report are for patients, not --guideline")
+    if shacl != "compiled":
+        _fail("--summary and --report run the compiled shapes (--shacl compiled)")
+    inputs = [Path(raw).resolve() for raw in paths if raw != "-"]
+    inputs += [p.resolve() for p in (output, baseline_path, thresholds_path) if p is not None]
+    if summary_path is not None and report_path is not None and summary_path.resolve() == report_path.resolve():
+        _fail(f"{summary_path}: --summary and --report must be different files")
+    for target in (summary_path, report_path):
+        if target is not None and target.resolve() in inputs:
+            _fail(f"{target}: is an input, the --baseline or --thresholds file or the --output file; "
+                  "nothing is ever written to an input file")
+    try:
+        thresholds = read_thresholds(thresholds_path) if thresholds_path else {}
+        baseline = (str(baseline_path), read_baseline(baseline_path)) if baseline_path else None
+    except ScorecardError as error:
+        _fail(str(error))
+    return summary_path, report_path, (str(thresholds_path) if thresholds_path else None, thresholds), baseline
+
+
+def _write_scorecard(scoring, tally, paths, date, engine, run: RunSummary) -> None:
+    from .scorecard import compare, provenance, write_json
+
+    summary_path, report_path, (thresholds_file, thresholds), baseline = scoring
+    document = tally.summary({**provenance(paths, date, engine, run.as_json()), "thresholdsFile": thresholds_file},
+                             thresholds)
+    if baseline is not None:
+        document = compare(document, baseline[1], baseline[0])
+    if summary_path is not None:
+        with _output(summary_path, paths) as out:
+            out.write(write_json(document))
+    if report_path is not None:
+        from .report import render_report
+
+        with _output(report_path, paths) as out:
+            out.write(render_report(document))
+
 
 @main.command()
 @click.argument("query")
