@@ -337,8 +337,11 @@ class _Converter:
             return
         status = _code(resource.get("clinicalStatus"))
         self.add(iri, NKG.clinicalStatus, _string(status) if status else None)
-        recorded = resource.get("recordedDate") or resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
-        self.add(iri, NKG.recordedDate, fhir_date(recorded))
+        # onset[x] dates the disease, recordedDate the record (fhir-input.md, second edition): kept apart, so
+        # that a relapse is never dated by the neuropathy's original onset (queries/facts/08-relapse.ru).
+        self.add(iri, NKG.recordedDate, fhir_date(resource.get("recordedDate")))
+        onset = resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
+        self.add(iri, NKG.onsetDate, fhir_date(onset))
 
     def _Observation(self, resource: dict) -> None:
         iri = self._coded_record(resource, OBSERVATION_CLASSES, NKG.ObservationRecord)
