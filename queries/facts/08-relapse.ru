@@ -103,8 +103,9 @@ WHERE {
   ?patient a nkg:Patient .
   # MINUS looks the immune globulin intolerances up once; NOT EXISTS scanned every intolerance record of
   # the chunk for each patient (docs/engine-notes.md).
+  # An intolerance to IVIG, or to immune globulin named without a route (hyperimmune globulins do not count).
   MINUS {
-    ?substance a nkg:ImmuneGlobulin .
+    { ?substance a nkg:ImmuneGlobulin } UNION { VALUES ?substance { nkg:immune-globulin-route-unstated } }
     ?intolerance nkg:substance ?substance ; a nkg:IntoleranceRecord ; nkg:subject ?patient .
   }
 } ;
