@@ -483,7 +483,10 @@ class _Converter:
         planned = (kind == "MedicationRequest" and resource.get("intent") in conventions["planned_request_intents"]
                    and resource.get("status") in conventions["planned_request_statuses"])
         given = kind == "MedicationStatement" and resource.get("status") == "completed"
-        if not (planned or given):
+        # A completed request is a given course over its bounds, unless administrations cover its days
+        # (fhir-input.md, second edition): marked here, decided in queries/facts/01c-completed-ivig-requests.ru.
+        completed_request = kind == "MedicationRequest" and resource.get("status") == "completed"
+        if not (planned or given or completed_request):
             return
         bounds = ((dosage or {}).get("timing") or {}).get("repeat", {}).get("boundsPeriod") or resource.get("effectivePeriod") or {}
         first = _date_value(bounds.get("start") or resource.get("authoredOn") or resource.get("effectiveDateTime"))
@@ -492,6 +495,8 @@ class _Converter:
         last = _date_value(bounds.get("end")) or first + dt.timedelta(days=self.vocab.ivig_days - 1)
         iri = self.record(resource, NKG.IvigCourse, patient)
         self._course(iri, first, last, (last - first).days + 1, grams, unit, "planned" if planned else "given")
+        if completed_request and not planned:
+            self.add(iri, NKG.fromCompletedRequest, TRUE)
 
     def _course(self, iri: URIRef, first: dt.date, last: dt.date, days: int, grams, unit, status: str) -> None:
         self.add(iri, NKG.status, _string(status))
