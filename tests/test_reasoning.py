@@ -86,9 +86,11 @@ def test_reason_command():
 
 
 def test_inconsistent_patient_is_named(tmp_path):
-    bad = tmp_path / "two-sexes.ttl"
+    # Two sexes no longer make a patient inconsistent: 00-conflicting-patient-records.ru withdraws both
+    # (data-conflicting-patient-records). Two deceased values still contradict the functional property.
+    bad = tmp_path / "two-deceased-values.ttl"
     bad.write_text((ROOT / "examples" / "04-hepatic-disease.ttl").read_text().replace(
-        'nkg:sex "male"', 'nkg:sex "male" , "female"'))
+        'nkg:sex "male"', 'nkg:sex "male" ; nkg:deceased true , false'))
     result = CliRunner().invoke(main, ["reason", "--as-of", "2026-11-24", "--format", "json", str(bad),
                                        str(ROOT / "examples" / "01-responder-relapse.ttl")])
     assert result.exit_code == 1

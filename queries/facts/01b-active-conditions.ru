@@ -18,14 +18,19 @@ WHERE {
   BIND(COALESCE(?recorded, ?onset, 0) AS ?day)
 } ;
 
+# Two steps: the computed IRI is only inserted, never joined (Oxigraph joins a computed IRI in time
+# quadratic in the chunk: docs/engine-notes.md).
+INSERT { ?latest nkg:latestOfItsCode true }
+WHERE {
+  # Day numbers have seven digits from year 1 to 22,666 (0, undated, is padded), so the text sorts as the value.
+  SELECT ?patient ?code (IRI(STRAFTER(MAX(CONCAT(IF(?day = 0, "0000000", STR(?day)), " ", STR(?condition))), " ")) AS ?latest)
+  WHERE { ?condition nkg:conditionDay ?day ; nkg:subject ?patient ; nkg:code ?code . }
+  GROUP BY ?patient ?code
+} ;
+
 INSERT { ?latest nkg:activeCondition true }
 WHERE {
-  {
-    # Day numbers have seven digits from year 1 to 22,666 (0, undated, is padded), so the text sorts as the value.
-    SELECT ?patient ?code (IRI(STRAFTER(MAX(CONCAT(IF(?day = 0, "0000000", STR(?day)), " ", STR(?condition))), " ")) AS ?latest)
-    WHERE { ?condition nkg:conditionDay ?day ; nkg:subject ?patient ; nkg:code ?code . }
-    GROUP BY ?patient ?code
-  }
+  ?latest nkg:latestOfItsCode true .
   OPTIONAL { ?latest nkg:clinicalStatus ?status }
   OPTIONAL { nkg:criterion-active-condition nkg:activeStatus ?active . FILTER(STR(?status) = STR(?active)) }
   FILTER(!BOUND(?status) || BOUND(?active))

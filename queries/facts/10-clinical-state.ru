@@ -55,20 +55,24 @@ WHERE {
 # Localised pain: the latest localized-pain record (an observation by its date, a condition by its
 # condition day; undated: day 0) says it is present (latest record wins); a condition counts only while
 # active. Records dated after the assessment date do not count.
+INSERT { ?latest nkg:latestLocalizedPainRecord true }
+WHERE {
+  SELECT ?patient (IRI(STRAFTER(MAX(CONCAT(IF(?day = 0, "0000000", STR(?day)), " ", STR(?record))), " ")) AS ?latest)
+  WHERE {
+    ?record nkg:code nkg:localized-pain ; nkg:subject ?patient .
+    OPTIONAL { ?record nkg:day ?observed }
+    OPTIONAL { ?record nkg:conditionDay ?recorded }
+    BIND(COALESCE(?observed, ?recorded, 0) AS ?day)
+    nkg:assessment nkg:assessmentDay ?today .
+    FILTER(?day <= ?today)
+  }
+  GROUP BY ?patient
+} ;
+
+# (Two steps, as in 01b-active-conditions.ru: the computed IRI is inserted, not joined.)
 INSERT { ?patient nkg:localizedPain true }
 WHERE {
-  {
-    SELECT ?patient (IRI(STRAFTER(MAX(CONCAT(IF(?day = 0, "0000000", STR(?day)), " ", STR(?record))), " ")) AS ?latest)
-    WHERE {
-      ?record nkg:code nkg:localized-pain ; nkg:subject ?patient .
-      OPTIONAL { ?record nkg:day ?observed }
-      OPTIONAL { ?record nkg:conditionDay ?recorded }
-      BIND(COALESCE(?observed, ?recorded, 0) AS ?day)
-      nkg:assessment nkg:assessmentDay ?today .
-      FILTER(?day <= ?today)
-    }
-    GROUP BY ?patient
-  }
+  ?latest nkg:latestLocalizedPainRecord true ; nkg:subject ?patient .
   FILTER NOT EXISTS { ?latest nkg:value false }
   FILTER NOT EXISTS { ?latest a nkg:ConditionRecord . FILTER NOT EXISTS { ?latest nkg:activeCondition true } }
 }
