@@ -462,10 +462,12 @@ class _Converter:
     def _intravenous(self, text: str, dosage: dict | None) -> bool:
         """The drug's words or the dosage's route say intravenous (fhir_conventions.json: intravenous_route)."""
         route = self.vocab.conventions["intravenous_route"]
-        words = " ".join([text or ""] + list(_texts((dosage or {}).get("route")))).lower()
+        given = (dosage or {}).get("route") if isinstance(dosage, dict) else None
+        given = given if isinstance(given, dict) else None
+        words = " ".join([text or ""] + list(_texts(given))).lower()
         if any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", words) for w in route["words"]):
             return True
-        return any(str(c.get("code", "")) in route["codes"] for c in _codings((dosage or {}).get("route")))
+        return any(str(c.get("code", "")) in route["codes"] for c in _codings(given))
 
     def _ivig(self, resource: dict, dosage: dict | None, text: str, patient: URIRef) -> None:
         kind = resource["resourceType"]
