@@ -43,9 +43,12 @@ def test_broken_ontology_is_inconsistent(breakage):
 def _renamed(patient: Patient, scenario: str) -> Patient:
     """The patient with every scenario IRI made unique to its scenario, so all can share one graph."""
     base = "https://example.org/scenario/"
+    fhir = "urn:neuropathy-kg:fhir:"  # FHIR scenarios: the reader's IRIs (Patient/p, Observation/o1) repeat across them
     def rename(term):
         if isinstance(term, rdflib.URIRef) and str(term).startswith(base):
             return rdflib.URIRef(f"{base}{scenario}/{str(term)[len(base):]}")
+        if isinstance(term, rdflib.URIRef) and str(term).startswith(fhir):
+            return rdflib.URIRef(f"{fhir}{scenario}/{str(term)[len(fhir):]}")
         return term
     graph = rdflib.Graph()
     for s, p, o in patient.graph:
