@@ -80,6 +80,8 @@ def resources(graph: rdflib.Graph) -> list[dict]:
                                                               "code": _text(graph, record, NKG.clinicalStatus)}]}
                 if _text(graph, record, NKG.recordedDate):
                     resource["recordedDate"] = _text(graph, record, NKG.recordedDate)
+                if _text(graph, record, NKG.onsetDate):
+                    resource["onsetDateTime"] = _text(graph, record, NKG.onsetDate)
                 out.append(resource)
             elif kind in (NKG.ObservationRecord, NKG.ProcedureRecord) and kind == NKG.ProcedureRecord:
                 resource = {"resourceType": "Procedure", "id": rid, "status": "completed", "subject": subject,

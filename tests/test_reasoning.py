@@ -43,9 +43,12 @@ def test_broken_ontology_is_inconsistent(breakage):
 def _renamed(patient: Patient, scenario: str) -> Patient:
     """The patient with every scenario IRI made unique to its scenario, so all can share one graph."""
     base = "https://example.org/scenario/"
+    fhir = "urn:neuropathy-kg:fhir:"  # FHIR scenarios: the reader's IRIs (Patient/p, Observation/o1) repeat across them
     def rename(term):
         if isinstance(term, rdflib.URIRef) and str(term).startswith(base):
             return rdflib.URIRef(f"{base}{scenario}/{str(term)[len(base):]}")
+        if isinstance(term, rdflib.URIRef) and str(term).startswith(fhir):
+            return rdflib.URIRef(f"{fhir}{scenario}/{str(term)[len(fhir):]}")
         return term
     graph = rdflib.Graph()
     for s, p, o in patient.graph:
@@ -86,9 +89,11 @@ def test_reason_command():
 
 
 def test_inconsistent_patient_is_named(tmp_path):
-    bad = tmp_path / "two-sexes.ttl"
+    # Two sexes no longer make a patient inconsistent: 00-conflicting-patient-records.ru withdraws both
+    # (data-conflicting-patient-records). Two deceased values still contradict the functional property.
+    bad = tmp_path / "two-deceased-values.ttl"
     bad.write_text((ROOT / "examples" / "04-hepatic-disease.ttl").read_text().replace(
-        'nkg:sex "male"', 'nkg:sex "male" , "female"'))
+        'nkg:sex "male"', 'nkg:sex "male" ; nkg:deceased true , false'))
     result = CliRunner().invoke(main, ["reason", "--as-of", "2026-11-24", "--format", "json", str(bad),
                                        str(ROOT / "examples" / "01-responder-relapse.ttl")])
     assert result.exit_code == 1

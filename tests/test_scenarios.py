@@ -73,7 +73,7 @@ ALLOWED_UNRECORDED = {
     "optimize-glycemic-control", "annual-monofilament-test", "reassess-pain-2-weeks", "reassess-pain-1-month",
     "assess-motor-function-1-month", "start-pregabalin", "start-gabapentin", "start-duloxetine", "repeat-ivig",
     "neurologic-exam-for-symmetric-progression", "monitor-ivig-adverse-effects", "consider-plasma-exchange",
-    "titrate-pregabalin", "lidocaine-patch", "consider-corticosteroids",
+    "titrate-pregabalin", "lidocaine-patch", "consider-corticosteroids", "titrate-gabapentin", "titrate-duloxetine-to-60",
 }
 
 

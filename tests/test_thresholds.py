@@ -3,7 +3,9 @@
 Each case starts from a small patient and changes one value to either side of a threshold:
 CrCl 29.9/30/59.9/60, HbA1c 7.0/7.1, the 7-day titration window, the 30% VAS reduction (and the
 floating-point trap at 70% of 3), the relapse threshold, the 5..90-day response window, pain 3.9/4,
-severity 6.9/7, the 28-day adequate trial, IVIG +/-10%, the 365-day monofilament look-back, age 65.
+severity 6.9/7, the 28-day adequate trial, IVIG +/-10%, the 365-day monofilament look-back, age 65; second edition:
+gabapentin 28/29 days and 899/900 mg, duloxetine 14/15 days and 59/60 mg, adverse-effect monitoring 30/31 days
+after the last infusion, HbA1c 52.99/53 mmol/mol around 7%, the renal band maxima (reduce-to-renal-dose).
 """
 
 from __future__ import annotations
@@ -318,3 +320,80 @@ def test_implausible_age_gives_no_clearance_estimate(engine):
     assert rec["facts"]["ageYears"] == 126
     assert rec["facts"]["creatinineClearance"] is None
     assert "data-value-out-of-range:violation" in findings
+
+
+# ---------------------------------------------------------------- second edition (issue 15)
+
+CREATININE = 'ex:cr a nkg:ObservationRecord ; nkg:subject ex:p ; nkg:code nkg:serum-creatinine ; nkg:value 1.0 ; nkg:unit "mg/dL" ; nkg:date "2026-11-01"^^xsd:date .\n'
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("started_days_ago", "warned"), [(28, False), (29, True)])
+def test_subtherapeutic_gabapentin_after_28_days(engine, started_days_ago, warned):
+    body = SYMMETRIC + CREATININE + med("gbp", "gabapentin", 600, days_before(started_days_ago))
+    _rec, findings, actions = evaluate(body, engine)
+    assert ("subtherapeutic-gabapentin:warning" in findings) is warned
+    assert actions["titrate-gabapentin"]["dose"]["targetDailyAmount"] == 900, "below 900 in band >=60 either way"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("dose", "low"), [(899, True), (900, False)])
+def test_gabapentin_adequate_dose_900(engine, dose, low):
+    body = SYMMETRIC + CREATININE + med("gbp", "gabapentin", dose, days_before(60))
+    _rec, findings, actions = evaluate(body, engine)
+    assert ("subtherapeutic-gabapentin:warning" in findings) is low
+    assert ("titrate-gabapentin" in actions) is low
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("started_days_ago", "warned"), [(14, False), (15, True)])
+def test_subtherapeutic_duloxetine_after_14_days(engine, started_days_ago, warned):
+    body = SYMMETRIC + CREATININE + med("dlx", "duloxetine", 30, days_before(started_days_ago))
+    _rec, findings, actions = evaluate(body, engine)
+    assert ("subtherapeutic-duloxetine:warning" in findings) is warned
+    assert actions["titrate-duloxetine-to-60"]["dose"]["targetDailyAmount"] == 60
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("dose", "low"), [(59, True), (60, False)])
+def test_duloxetine_adequate_dose_60(engine, dose, low):
+    body = SYMMETRIC + CREATININE + med("dlx", "duloxetine", dose, days_before(30))
+    _rec, findings, actions = evaluate(body, engine)
+    assert ("subtherapeutic-duloxetine:warning" in findings) is low
+    assert ("titrate-duloxetine-to-60" in actions) is low
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("days_since_last_infusion", "monitored"), [(0, True), (30, True), (31, False)])
+def test_adverse_effect_monitoring_until_30_days_after_the_last_infusion(engine, days_since_last_infusion, monitored):
+    end = AS_OF - dt.timedelta(days=days_since_last_infusion)
+    start = end - dt.timedelta(days=4)
+    body = (ASYMMETRIC_RELAPSE.replace("2026-11-01", "2026-09-01") + CREATININE + RESPONDER
+            + course("c2", start.isoformat(), end.isoformat(), 28))
+    _rec, _findings, actions = evaluate(body, engine)
+    assert ("monitor-ivig-adverse-effects" in actions) is monitored
+    assert "repeat-ivig" not in actions, "a course was given since the relapse"
+    if monitored:
+        assert end.isoformat() in actions["monitor-ivig-adverse-effects"]["rationale"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("mmol_per_mol", "percent", "above_seven"), [(52.99, 6.9995, False), (53, 7.0004, True), (64, 8.0067, True)])
+def test_hba1c_in_mmol_per_mol_converts_at_seven_percent(engine, mmol_per_mol, percent, above_seven):
+    body = ASYMMETRIC_RELAPSE + CREATININE + obs("a1c", "hba1c", mmol_per_mol, "2026-11-02", "mmol/mol")
+    _rec, findings, actions = evaluate(body, engine)
+    assert ("glycemic-control-neglected:violation" in findings) is above_seven
+    assert not any(f.startswith("data-unit-not-convertible") for f in findings)
+    assert round(0.09148 * mmol_per_mol + 2.152, 4) == percent
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("dose", "band", "reduce"), [(150, "15-29", False), (151, "15-29", True), (600, ">=60", False), (601, ">=60", True)])
+def test_reduce_to_renal_dose_above_the_band_maximum(engine, dose, band, reduce):
+    crcl = 25 if band == "15-29" else 80
+    body = SYMMETRIC + obs("c", "creatinine-clearance", crcl, "2026-11-01", "mL/min") + med("pgb", "pregabalin", dose, days_before(60))
+    rec, _findings, actions = evaluate(body, engine)
+    assert rec["facts"]["renalBand"] == band
+    assert ("reduce-to-renal-dose" in actions) is reduce
+    if reduce:
+        assert actions["reduce-to-renal-dose"]["dose"]["maxDailyAmount"] == (150 if band == "15-29" else 600)

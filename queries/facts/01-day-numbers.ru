@@ -15,7 +15,7 @@ PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
 INSERT { ?record ?dayProperty ?dayNumber }
 WHERE {
   VALUES (?dateProperty ?dayProperty) {
-    (nkg:date nkg:day) (nkg:recordedDate nkg:recordedDay) (nkg:startDate nkg:startDay)
+    (nkg:date nkg:day) (nkg:recordedDate nkg:recordedDay) (nkg:onsetDate nkg:onsetDay) (nkg:startDate nkg:startDay)
     (nkg:endDate nkg:endDay) (nkg:birthDate nkg:birthDay) (nkg:assessmentDate nkg:assessmentDay)
   }
   ?record ?dateProperty ?date .
@@ -30,7 +30,7 @@ WHERE {
 DELETE { ?record ?dayProperty ?day }
 INSERT { ?record nkg:datedBeforeBirth true }
 WHERE {
-  VALUES ?dayProperty { nkg:day nkg:recordedDay nkg:startDay nkg:endDay }
+  VALUES ?dayProperty { nkg:day nkg:recordedDay nkg:onsetDay nkg:startDay nkg:endDay }
   ?record ?dayProperty ?day ; nkg:subject ?patient .
   # Birth days as one table joined once, not looked up in each patient's triples per record.
   { SELECT ?patient ?birthDay WHERE { ?patient nkg:birthDay ?birthDay } }

@@ -1,5 +1,6 @@
 # Derives: nkg:normalValue, each observation's value in its kind's normalised unit (ontology/concepts.ttl:
-#   nkg:UnitConversion multiplier/divisor, nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses
+#   nkg:UnitConversion multiplier/divisor, plus nkg:offset where scales do not share a zero (HbA1c
+#   mmol/mol to %), nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses
 #   and IVIG courses (nkg:daily-drug-amount conversions).
 # Serves: every rule that reads a measurement or a dose. Values that do not convert, are implausible,
 #   or are dated after the assessment date get none, so no rule (and no dose) ever uses them; the
@@ -16,8 +17,9 @@ WHERE {
   OPTIONAL { ?obs nkg:unit ?recordedUnit }
   BIND(COALESCE(STR(?recordedUnit), "") AS ?unit)
   ?conversion nkg:forConcept ?kind ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
+  OPTIONAL { ?conversion nkg:offset ?offset }
   ?kind nkg:plausibleMin ?min ; nkg:plausibleMax ?max .
-  BIND(xsd:double(?raw) * xsd:double(?mul) / xsd:double(?div) AS ?normal)
+  BIND(xsd:double(?raw) * xsd:double(?mul) / xsd:double(?div) + xsd:double(COALESCE(?offset, 0)) AS ?normal)
   # Engine: bounds compared as xsd:double, as SPARQL promotes them; rdflib compared a NaN value with the
   # xsd:decimal bounds in Python's Decimal and raised (issue 14: NaN must be no value on both engines).
   FILTER(?normal >= xsd:double(?min) && ?normal <= xsd:double(?max))

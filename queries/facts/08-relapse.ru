@@ -3,8 +3,9 @@
 #   Relapse: a diabetic neuropathy condition with clinical status relapse or recurrence, or, after the
 #   latest documented response, a pain score back above ratio x that course's baseline
 #   (nkg:criterion-ivig-response). Relapse day: the earliest evidence after the latest response (the
-#   first such pain score, or a relapse-status condition recorded after it); else the latest recordedDate
-#   of a relapse-status condition; else the day after the last given course (the relapse counts as after
+#   first such pain score, or a relapse-status condition recorded after it, or whose onset[x] falls after
+#   it); else the latest recordedDate of a relapse-status condition (never its onset, which dates the
+#   disease); relapse-status conditions count only as the latest record of their code (nkg:activeCondition); else the day after the last given course (the relapse counts as after
 #   it). See docs/decisions.md: the catalogue's "first such VAS" alone would date a relapse recorded
 #   months before the next pain score too late and call the course given for it "withheld".
 #   A course "since the relapse" is given or planned and starts on or after the relapse day.
@@ -37,13 +38,18 @@ WHERE {
 
 INSERT { ?patient nkg:relapse true ; nkg:relapseEvidenceDay ?evidenceDay }
 WHERE {
-  ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis .
+  ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:activeCondition true ; nkg:subject ?patient ;
+             nkg:code ?diagnosis .
   ?diagnosis a ?class .
   VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
   FILTER(STR(?status) IN ("relapse", "recurrence"))
   OPTIONAL { ?condition nkg:recordedDay ?recorded }
+  OPTIONAL { ?condition nkg:onsetDay ?onset }
   OPTIONAL { ?patient nkg:latestResponseDay ?responseDay }
-  BIND(IF(BOUND(?recorded) && ?recorded > COALESCE(?responseDay, 0), ?recorded, ?none) AS ?evidenceDay)
+  # recordedDate dates the relapse when it falls after the latest response; onset[x] dates the disease and
+  # counts only when it too falls after the latest response (catalogue: relapse date).
+  BIND(IF(BOUND(?recorded) && ?recorded > COALESCE(?responseDay, 0), ?recorded,
+          IF(BOUND(?onset) && BOUND(?responseDay) && ?onset > ?responseDay, ?onset, ?none)) AS ?evidenceDay)
 } ;
 
 INSERT { ?patient nkg:relapseDay ?firstDay }
@@ -57,8 +63,8 @@ INSERT { ?patient nkg:relapseDay ?latest }
 WHERE {
   SELECT ?patient (MAX(?recorded) AS ?latest)
   WHERE {
-    ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:subject ?patient ; nkg:code ?diagnosis ;
-               nkg:recordedDay ?recorded .
+    ?condition nkg:clinicalStatus ?status ; a nkg:ConditionRecord ; nkg:activeCondition true ; nkg:subject ?patient ;
+               nkg:code ?diagnosis ; nkg:recordedDay ?recorded .
     ?diagnosis a ?class .
     VALUES ?class { nkg:DiabeticNeuropathyDiagnosis nkg:NeuropathyPhenotype }
     FILTER(STR(?status) IN ("relapse", "recurrence"))
@@ -86,6 +92,8 @@ WHERE {
     { ?record nkg:subject ?patient ; nkg:day ?day ; nkg:date ?recordDate . }
     UNION
     { ?record nkg:subject ?patient ; nkg:recordedDay ?day ; nkg:recordedDate ?recordDate . }
+    UNION
+    { ?record nkg:subject ?patient ; nkg:onsetDay ?day ; nkg:onsetDate ?recordDate . }
   }
   GROUP BY ?patient
 } ;
@@ -95,8 +103,9 @@ WHERE {
   ?patient a nkg:Patient .
   # MINUS looks the immune globulin intolerances up once; NOT EXISTS scanned every intolerance record of
   # the chunk for each patient (docs/engine-notes.md).
+  # An intolerance to IVIG, or to immune globulin named without a route (hyperimmune globulins do not count).
   MINUS {
-    ?substance a nkg:ImmuneGlobulin .
+    { ?substance a nkg:ImmuneGlobulin } UNION { VALUES ?substance { nkg:immune-globulin-route-unstated } }
     ?intolerance nkg:substance ?substance ; a nkg:IntoleranceRecord ; nkg:subject ?patient .
   }
 } ;

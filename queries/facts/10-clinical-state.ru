@@ -3,8 +3,9 @@
 #   nkg:criterion-severe-weakness threshold), nkg:ivigRepeated (two or more given IVIG courses: a first
 #   course and at least one repeat) and nkg:refractory (IVIG repeated, pharmacotherapy optimised, and pain
 #   not controlled on a score taken at least the response window's start after the last given course, so
-#   that a course too recent to have worked yet does not count as failed).
-# Serves: titrate-duloxetine, combination-therapy, refer-spinal-cord-stimulation, consider-corticosteroids.
+#   that a course too recent to have worked yet does not count as failed, and the latest given course not
+#   followed by a response), and nkg:localizedPain (the latest localized-pain record says so).
+# Serves: titrate-duloxetine, combination-therapy, lidocaine-patch, refer-spinal-cord-stimulation, consider-corticosteroids.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
 
 INSERT { ?patient nkg:painNotControlled true }
@@ -44,4 +45,34 @@ WHERE {
   ?obs nkg:code nkg:pain-vas ; nkg:day ?scoreDay .
   nkg:criterion-ivig-response nkg:windowStartDays ?from .
   FILTER(?scoreDay >= ?lastEnd + ?from)
+  # The latest given course was followed by no response (second edition): a patient who responds to each
+  # course and relapses again is a repeat-IVIG candidate, not refractory [2].
+  FILTER NOT EXISTS {
+    ?latestCourse nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:endDay ?lastEnd ; nkg:responded true .
+  }
+} ;
+
+# Localised pain: the latest localized-pain record (an observation by its date, a condition by its
+# condition day; undated: day 0) says it is present (latest record wins); a condition counts only while
+# active. Records dated after the assessment date do not count.
+INSERT { ?latest nkg:latestLocalizedPainRecord true }
+WHERE {
+  SELECT ?patient (IRI(STRAFTER(MAX(CONCAT(IF(?day = 0, "0000000", STR(?day)), " ", STR(?record))), " ")) AS ?latest)
+  WHERE {
+    ?record nkg:code nkg:localized-pain ; nkg:subject ?patient .
+    OPTIONAL { ?record nkg:day ?observed }
+    OPTIONAL { ?record nkg:conditionDay ?recorded }
+    BIND(COALESCE(?observed, ?recorded, 0) AS ?day)
+    nkg:assessment nkg:assessmentDay ?today .
+    FILTER(?day <= ?today)
+  }
+  GROUP BY ?patient
+} ;
+
+# (Two steps, as in 01b-active-conditions.ru: the computed IRI is inserted, not joined.)
+INSERT { ?patient nkg:localizedPain true }
+WHERE {
+  ?latest nkg:latestLocalizedPainRecord true ; nkg:subject ?patient .
+  FILTER NOT EXISTS { ?latest nkg:value false }
+  FILTER NOT EXISTS { ?latest a nkg:ConditionRecord . FILTER NOT EXISTS { ?latest nkg:activeCondition true } }
 }

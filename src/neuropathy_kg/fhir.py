@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
@@ -29,7 +28,7 @@ from rdflib.namespace import SKOS
 
 from . import NKG, BoundedCache, guideline
 from .model import InputError, Patient, canonical_decimal, canonical_integer, one_line
-from .ndjson import PATIENT_RESOURCE_TYPES, PatientDirectory, line_key, ndjson_lines, parse_json, spooled_line
+from .ndjson import PatientDirectory, line_key, ndjson_lines, parse_json, spooled_line
 from .ndjson import resource_of_line as ndjson_resource
 
 __all__ = ["ndjson_lines", "ndjson_resource", "parse_json", "spooled_line", "to_patients", "to_graph", "vocabulary"]
@@ -57,6 +56,11 @@ class Vocabulary:
     ivig_days: int
     conventions: dict
     unit_of: dict[str, str]
+    #: FHIR systems whose codings are decided by their code alone (every known one but RxNorm, whose
+    #: clinical-drug codes the mappings do not list: its words are read beside its codes).
+    decided_by_code: frozenset[str] = frozenset()
+    #: concept -> words of which text must hold one before the concept is recognised by words (nkg:textMatchRequires).
+    required_words: dict[URIRef, tuple[re.Pattern, ...]] = field(default_factory=dict)
 
 
 @cache
@@ -83,6 +87,16 @@ def vocabulary() -> Vocabulary:
         for cls in direct:
             closure |= set(g.transitive_objects(cls, rdflib.RDFS.subClassOf))
         classes[concept] = frozenset(closure)
+    decided_by_code = frozenset(
+        str(g.value(s, NKG.fhirSystem)) for s in g.subjects(RDF.type, NKG.CodeSystem)
+        if not (g.value(s, NKG.wordsReadBesideCodes) is not None and g.value(s, NKG.wordsReadBesideCodes).toPython()))
+    # A required word counts only as a word of its own, not after "non" ("non-diabetic", "nondiabetic").
+    required_words = {
+        concept: tuple(re.compile(rf"(?<![a-z0-9-]){re.escape(str(w).lower())}(?![a-z0-9])") for cls in closure
+                       for w in g.objects(cls, NKG.textMatchRequires))
+        for concept, closure in classes.items()
+        if any(True for cls in closure for _w in g.objects(cls, NKG.textMatchRequires))
+    }
     conventions = json.loads((resources.files(__package__) / "fhir_conventions.json").read_text(encoding="utf-8"))
     unit_of = {spelling.lower(): ucum for ucum, spellings in conventions["unit_synonyms"].items() for spelling in spellings}
     return Vocabulary(
@@ -90,7 +104,7 @@ def vocabulary() -> Vocabulary:
         value_concepts=frozenset(g.subjects(RDF.type, NKG.ObservationValueConcept)),
         ivig_gap_days=int(g.value(NKG["dose-ivig"], NKG.courseMaxGapDays)),
         ivig_days=int(g.value(NKG["dose-ivig"], NKG.days)),
-        conventions=conventions, unit_of=unit_of,
+        conventions=conventions, unit_of=unit_of, decided_by_code=decided_by_code, required_words=required_words,
     )
 
 
@@ -205,10 +219,12 @@ def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
         return any(cls in vocab.classes.get(candidate, ()) for cls in allowed)
 
     ancestors = []
+    decided = False  # a coding in a system decided by code: its code alone says what the concept is
     for coding in _codings(concept):
         system, code = coding.get("system"), coding.get("code")
         if not system or not code or system not in vocab.systems:
             continue
+        decided = decided or system in vocab.decided_by_code
         prefix, hierarchical = vocab.systems[system]
         code = str(code).strip()
         direct = URIRef(prefix + code)
@@ -224,11 +240,16 @@ def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
                     break
     if ancestors:
         return max(ancestors, key=lambda item: item[0])[1]
+    if decided:  # fhir-input.md: a CIDP code whose display says "polyneuropathy" is no diabetic polyneuropathy
+        return None
     text = " | ".join(_texts(concept)).lower()
     if text and vocab.any_label.search(text):
-        for pattern, _label, candidate in vocab.labels:
+        for pattern, _label, candidate in vocab.labels:  # the longest words first
             if fits(candidate) and pattern.search(text):
-                return candidate
+                # A neuropathy found by words is in scope only when the words say diabetic (fhir-input.md).
+                required = vocab.required_words.get(candidate)
+                if required is None or any(word.search(text) for word in required):
+                    return candidate
     return None
 
 
@@ -350,8 +371,11 @@ class _Converter:
             return
         status = _code(resource.get("clinicalStatus"))
         self.add(iri, NKG.clinicalStatus, _string(status) if status else None)
-        recorded = resource.get("recordedDate") or resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
-        self.add(iri, NKG.recordedDate, fhir_date(recorded))
+        # onset[x] dates the disease, recordedDate the record (fhir-input.md, second edition): kept apart, so
+        # that a relapse is never dated by the neuropathy's original onset (queries/facts/08-relapse.ru).
+        self.add(iri, NKG.recordedDate, fhir_date(resource.get("recordedDate")))
+        onset = resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")
+        self.add(iri, NKG.onsetDate, fhir_date(onset))
 
     def _Observation(self, resource: dict) -> None:
         iri = self._coded_record(resource, OBSERVATION_CLASSES, NKG.ObservationRecord)
@@ -425,6 +449,13 @@ class _Converter:
         if drug is None or patient is None:
             return
         kind = resource["resourceType"]
+        if NKG.OtherImmuneGlobulin in self.vocab.classes.get(drug, ()):
+            # Only intravenous immune globulin is IVIG (fhir-input.md): immune globulin named without a route
+            # is IVIG where the words or the dosage route say intravenous; hyperimmune, subcutaneous and
+            # intramuscular immune globulin are not, and no rule reads them.
+            if drug != NKG["immune-globulin-route-unstated"] or not self._intravenous(text, dosage):
+                return
+            drug = NKG.ivig
         if NKG.ImmuneGlobulin in self.vocab.classes.get(drug, ()):
             self._ivig(resource, dosage, text, patient)
             return
@@ -439,6 +470,16 @@ class _Converter:
         self.add(iri, NKG.endDate, fhir_date(end))
         status = "completed" if kind == "MedicationAdministration" else str(resource.get("status", ""))
         self.add(iri, NKG.status, _string(status) if status else None)
+
+    def _intravenous(self, text: str, dosage: dict | None) -> bool:
+        """The drug's words or the dosage's route say intravenous (fhir_conventions.json: intravenous_route)."""
+        route = self.vocab.conventions["intravenous_route"]
+        given = (dosage or {}).get("route") if isinstance(dosage, dict) else None
+        given = given if isinstance(given, dict) else None
+        words = " ".join([text or ""] + list(_texts(given))).lower()
+        if any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", words) for w in route["words"]):
+            return True
+        return any(str(c.get("code", "")) in route["codes"] for c in _codings(given))
 
     def _ivig(self, resource: dict, dosage: dict | None, text: str, patient: URIRef) -> None:
         kind = resource["resourceType"]
@@ -459,7 +500,10 @@ class _Converter:
         planned = (kind == "MedicationRequest" and resource.get("intent") in conventions["planned_request_intents"]
                    and resource.get("status") in conventions["planned_request_statuses"])
         given = kind == "MedicationStatement" and resource.get("status") == "completed"
-        if not (planned or given):
+        # A completed request is a given course over its bounds, unless administrations cover its days
+        # (fhir-input.md, second edition): marked here, decided in queries/facts/01c-completed-ivig-requests.ru.
+        completed_request = kind == "MedicationRequest" and resource.get("status") == "completed"
+        if not (planned or given or completed_request):
             return
         bounds = ((dosage or {}).get("timing") or {}).get("repeat", {}).get("boundsPeriod") or resource.get("effectivePeriod") or {}
         first = _date_value(bounds.get("start") or resource.get("authoredOn") or resource.get("effectiveDateTime"))
@@ -468,6 +512,8 @@ class _Converter:
         last = _date_value(bounds.get("end")) or first + dt.timedelta(days=self.vocab.ivig_days - 1)
         iri = self.record(resource, NKG.IvigCourse, patient)
         self._course(iri, first, last, (last - first).days + 1, grams, unit, "planned" if planned else "given")
+        if completed_request and not planned:
+            self.add(iri, NKG.fromCompletedRequest, TRUE)
 
     def _course(self, iri: URIRef, first: dt.date, last: dt.date, days: int, grams, unit, status: str) -> None:
         self.add(iri, NKG.status, _string(status))

@@ -151,6 +151,10 @@ def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[
         "optimizedPharmacotherapy": _flag(facts, "optimizedPharmacotherapy"),
         "painNotControlled": _flag(facts, "painNotControlled"),
         "refractory": _flag(facts, "refractory"),
+        # Where the phenotype came from: "exam" (symmetric on exam, from then on), "recorded" (the latest
+        # condition code or exam), "ivig-response" (unknown subtype, inferred asymmetric from a response).
+        "phenotypeSource": _value(facts, "phenotypeSource"),
+        "phenotypeInferred": _flag(facts, "phenotypeInferred"),
     }
     actions = [_action_json(row) for row in action_rows] if eligible else []
     actions = _dedupe(sorted(actions, key=lambda a: (a["order"], a["id"], a.get("due", ""))))
