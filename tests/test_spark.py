@@ -1,8 +1,9 @@
 """`--spark MASTER` (spark.py) gives the embedded path's results: the same JSON line for every patient, the
 same problems reported, the same exit codes, on a gzip export split over several files (issue 19).
 
-Skipped where pyspark or Java 17 is missing. Every Spark run here shares one JVM (the CLI is invoked in
-this process), which keeps the module near a minute on a loaded 2-core machine."""
+Skipped where pyspark or Java 17 is missing. Every Spark run here shares one SparkSession (the CLI is
+invoked in this process and uses the active session, spark.started), which keeps the module near a minute
+and a half on the loaded 2-core machine."""
 
 from __future__ import annotations
 
@@ -45,6 +46,19 @@ MEDICATION = b'{"resourceType":"Medication","id":"m1","code":{"text":"pregabalin
 
 
 @pytest.fixture(scope="module")
+def spark_session():
+    """One local[2] session for the module: every --spark run of the CLI uses it (spark.started) instead of
+    starting and stopping its own, which is most of a small run's time."""
+    from neuropathy_kg import spark
+
+    session = spark.session("local[2]")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture(scope="module")
 def export(tmp_path_factory) -> dict[str, Path]:
     """300 synthetic patients as plain NDJSON (for the embedded path) and the same lines as gzip files
     (for Spark), Observation split over two files so that a patient's lines are in several files, with a
@@ -71,9 +85,9 @@ def export(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def runs(export) -> dict[str, dict]:
+def runs(export, spark_session) -> dict[str, dict]:
     """recommend on the export with a bad line, validate on the clean one: embedded (plain files) and
-    Spark local[2] (gzip, with --parquet); then both Parquet tables, read in one session."""
+    Spark (gzip, with --parquet); then both Parquet tables."""
     found = {}
     for command, which, table in (("recommend", "bad", "actions"), ("validate", "clean", "findings")):
         embedded_file = export["root"] / f"{command}.jsonl"
@@ -83,15 +97,9 @@ def runs(export) -> dict[str, dict]:
                      str(export[f"{which}-gz"]))
         found[command] = {"embedded": embedded, "spark": spark, "folder": folder, "table": table,
                           "expected": embedded_file.read_text(encoding="utf-8").splitlines(), "export": which}
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
-    try:
-        for run in found.values():
-            table = run["folder"] / "parquet" / run["table"]
-            run["rows"] = [row.asDict() for row in session.read.parquet(str(table)).collect()]
-    finally:
-        session.stop()
+    for run in found.values():
+        table = run["folder"] / "parquet" / run["table"]
+        run["rows"] = [row.asDict() for row in spark_session.read.parquet(str(table)).collect()]
     return found
 
 
@@ -159,7 +167,7 @@ def test_parquet_table_holds_each_action_or_finding_of_the_lines(runs, command):
                 == sorted((r["patient"], *(f.get(k) for k in fields)) for r in results for f in r["findings"]))
 
 
-def test_spark_refuses_what_it_cannot_do_in_one_line(export, tmp_path):
+def test_spark_refuses_what_it_cannot_do_in_one_line(export, spark_session, tmp_path):
     for args, message in [
         (["--spark", "local[1]", str(export["clean-gz"])], "--jsonl --output DIR"),
         (["--spark", "local[1]", "--jsonl", str(export["clean-gz"])], "--jsonl --output DIR"),
@@ -249,7 +257,7 @@ def _identity_export(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def identity(tmp_path_factory) -> dict:
+def identity(tmp_path_factory, spark_session) -> dict:
     root = tmp_path_factory.mktemp("identity")
     folder = _identity_export(root)
     embedded_file = root / "recommend.jsonl"
@@ -280,7 +288,7 @@ def test_spark_reports_unresolvable_references_with_file_and_line_as_the_embedde
         assert any(wanted in line for line in problems), (wanted, problems)
 
 
-def test_a_file_that_is_not_ndjson_is_reported_and_skipped(export, tmp_path):
+def test_a_file_that_is_not_ndjson_is_reported_and_skipped(export, spark_session, tmp_path):
     bundle = tmp_path / "bundle.json"
     bundle.write_text('{"resourceType": "Bundle", "type": "collection", "entry": []}')
     result = _run("recommend", "--as-of", AS_OF, "--spark", "local[1]", "--jsonl", "--output", str(tmp_path / "out"),

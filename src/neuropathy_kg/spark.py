@@ -1,13 +1,17 @@
 """Population runs on Apache Spark: the embedded path's per-chunk work, run as Spark tasks.
 
-Spark reads the FHIR Bulk NDJSON export (plain or compressed, any Hadoop path), keys each line by its
-patient (:func:`_line_key`, the one place that says which patient a line belongs to), and groups the
-patients into buckets of about BUCKET_PATIENTS by a hash of the patient id. Each bucket is then read and
-processed in a Python worker exactly as batch.py processes one of its spooled buckets: the lines that name
-no patient first, then the bucket's own, in input order, through load.read_document; its patients in
+Spark reads the FHIR Bulk NDJSON export (plain or compressed, any Hadoop path) and sends each line where
+the embedded spooler sends it, by the spooler's own functions (ndjson.route, ndjson.resolved,
+ndjson.bucket_of): a line naming its patient by id (Patient/ID, versioned, an absolute URL) is keyed by
+it; one naming it by identifier is resolved after a first pass against every Patient line's identifiers
+(a join); one whose patient cannot be resolved is reported as FILE:LINE; a Medication reaches only the
+buckets whose lines reference it. The patients go into buckets of about BUCKET_PATIENTS by
+ndjson.bucket_of. Each bucket is then read and processed in a Python worker exactly as batch.py processes
+one of its spooled buckets: its lines in the spooler's order through load.read_document; its patients in
 chunks (load.chunks) through batch.isolate and the caller's work (pipeline.recommend_chunk or
 validate_chunk: one Oxigraph store per chunk); each result encoded by batch.as_json_lines. So each output
-line is the embedded ``--jsonl`` line of that patient (tests/test_spark.py). Nothing clinical lives here.
+line is the embedded ``--jsonl`` line of that patient (tests/test_spark.py). Nothing clinical lives here,
+and no rule of identity.
 
 Output: JSON Lines part files in DIR (Spark's layout, with _SUCCESS); the problems met (bad lines,
 patients that could not be processed) as text part files in DIR/_errors/, the first ERRORS_SHOWN of
@@ -16,6 +20,7 @@ them also on standard error; with ``tables``, Parquet tables of actions or findi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -189,6 +194,23 @@ def session(master: str, progress: bool = False):
         return builder.getOrCreate()
     except Exception as error:  # noqa: BLE001 - Java missing, a master that cannot be reached
         raise SparkUnavailable(f"Spark could not start on {master}: {one_line(error)}") from None
+
+
+@contextlib.contextmanager
+def started(master: str, progress: bool = False):
+    """The SparkSession already active in this process (a notebook's, a test module's), used as it is
+    and left running; else a new one on ``master`` (see session), stopped at the end."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        SparkSession = None
+    active = SparkSession.getActiveSession() if SparkSession is not None else None
+    spark = active if active is not None else session(master, progress)
+    try:
+        yield spark
+    finally:
+        if active is None:
+            spark.stop()
 
 
 def _hadoop(spark, raw: str):
