@@ -1,8 +1,9 @@
 """`--spark MASTER` (spark.py) gives the embedded path's results: the same JSON line for every patient, the
 same problems reported, the same exit codes, on a gzip export split over several files (issue 19).
 
-Skipped where pyspark or Java 17 is missing. Every Spark run here shares one JVM (the CLI is invoked in
-this process), which keeps the module near a minute on a loaded 2-core machine."""
+Skipped where pyspark or Java 17 is missing. Every Spark run here shares one SparkSession (the CLI is
+invoked in this process and uses the active session, spark.started), which keeps the module near a minute
+and a half on the loaded 2-core machine."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from neuropathy_kg import batch
 from neuropathy_kg.cli import main
 from neuropathy_kg.pipeline import DOSE_FIELDS
 
@@ -43,6 +43,19 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 AS_OF = "2026-11-24"
 BAD_LINE = b'{"resourceType": "Observation", "subject": {"reference": "Patient/p0000003"}, "status": '
 MEDICATION = b'{"resourceType":"Medication","id":"m1","code":{"text":"pregabalin"}}'
+
+
+@pytest.fixture(scope="module")
+def spark_session():
+    """One local[2] session for the module: every --spark run of the CLI uses it (spark.started) instead of
+    starting and stopping its own, which is most of a small run's time."""
+    from neuropathy_kg import spark
+
+    session = spark.session("local[2]")
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +85,9 @@ def export(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def runs(export) -> dict[str, dict]:
+def runs(export, spark_session) -> dict[str, dict]:
     """recommend on the export with a bad line, validate on the clean one: embedded (plain files) and
-    Spark local[2] (gzip, with --parquet); then both Parquet tables, read in one session."""
+    Spark (gzip, with --parquet); then both Parquet tables."""
     found = {}
     for command, which, table in (("recommend", "bad", "actions"), ("validate", "clean", "findings")):
         embedded_file = export["root"] / f"{command}.jsonl"
@@ -84,15 +97,9 @@ def runs(export) -> dict[str, dict]:
                      str(export[f"{which}-gz"]))
         found[command] = {"embedded": embedded, "spark": spark, "folder": folder, "table": table,
                           "expected": embedded_file.read_text(encoding="utf-8").splitlines(), "export": which}
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
-    try:
-        for run in found.values():
-            table = run["folder"] / "parquet" / run["table"]
-            run["rows"] = [row.asDict() for row in session.read.parquet(str(table)).collect()]
-    finally:
-        session.stop()
+    for run in found.values():
+        table = run["folder"] / "parquet" / run["table"]
+        run["rows"] = [row.asDict() for row in spark_session.read.parquet(str(table)).collect()]
     return found
 
 
@@ -160,7 +167,7 @@ def test_parquet_table_holds_each_action_or_finding_of_the_lines(runs, command):
                 == sorted((r["patient"], *(f.get(k) for k in fields)) for r in results for f in r["findings"]))
 
 
-def test_spark_refuses_what_it_cannot_do_in_one_line(export, tmp_path):
+def test_spark_refuses_what_it_cannot_do_in_one_line(export, spark_session, tmp_path):
     for args, message in [
         (["--spark", "local[1]", str(export["clean-gz"])], "--jsonl --output DIR"),
         (["--spark", "local[1]", "--jsonl", str(export["clean-gz"])], "--jsonl --output DIR"),
@@ -179,15 +186,109 @@ def test_spark_refuses_what_it_cannot_do_in_one_line(export, tmp_path):
     assert result.exit_code == 2 and "already exists" in result.stderr and (existing / "x").read_text() == "kept"
 
 
-def test_lines_are_keyed_as_the_embedded_spooler_keys_them():
-    from neuropathy_kg.spark import _line_key
+def test_lines_are_keyed_by_ndjson_route():
+    from neuropathy_kg.spark import _routed
 
-    for line in [b'{"resourceType":"Patient","id":"p1"}', b'{"resourceType":"Observation","subject":{"reference":"Patient/p2"}}',
-                 b'{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/p3"}}', MEDICATION, BAD_LINE]:
-        assert _line_key(line) == batch._patient_key(line)
+    sources = ("E/x.ndjson",)
+    cases = {
+        b'{"resourceType":"Patient","id":"p1","identifier":[{"system":"s","value":"v"}]}':
+            [("identifier", "s|v", "p1"), ("owned", "p1", None, None, 0)],
+        b'{"resourceType":"Observation","subject":{"reference":"Patient/p2/_history/4"}}': [("owned", "p2", None, None, 0)],
+        b'{"resourceType":"Observation","subject":{"reference":"https://x/fhir/Patient/p3"}}': [("owned", "p3", None, None, 0)],
+        b'{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/p4"}}': [("owned", "p4", None, None, 0)],
+        b'{"resourceType":"MedicationRequest","subject":{"reference":"Patient/p5"},"medicationReference":{"reference":"Medication/m1"}}':
+            [("owned", "p5", None, "Medication/m1", 0)],
+        b'{"resourceType":"Condition","subject":{"identifier":{"system":"s","value":"v"}}}': [("pending", "s|v", None)],
+        MEDICATION: [("medication", "Medication/m1", None)],
+        b'{"resourceType":"Practitioner","id":"d1"}': [],
+    }
+    for line, wanted in cases.items():
+        assert [tuple(None if isinstance(part, tuple) else part for part in record) for record in _routed((0, 7, line), sources)] == wanted, line
+    assert _routed((0, 7, BAD_LINE), sources)[0][:3] == ("error", 0, 7)
+    assert "E/x.ndjson:7: " in _routed((0, 7, BAD_LINE), sources)[0][3]
 
 
-def test_a_file_that_is_not_ndjson_is_reported_and_skipped(export, tmp_path):
+def _identity_export(root: Path) -> Path:
+    """8 synthetic patients whose references use every spelling: p0 versioned, p1 an absolute URL, p2 only
+    by identifier (its MedicationRequest by medicationReference to a Medication, given twice: the first
+    copy counts), p3 Patient/ID; p0 and p1 each have an Observation/1; p4 and p5 share an identifier; and
+    lines whose patient cannot be resolved (a urn:uuid, an identifier of no Patient, one of two Patients,
+    no subject at all), a Practitioner and an unreferenced Medication."""
+    folder = generate(8, root / "identity", seed=19)
+    mrn = "urn:example:mrn"
+    spelled = {"Patient/p0000000": {"reference": "Patient/p0000000/_history/2"},
+               "Patient/p0000001": {"reference": "https://example.org/fhir/Patient/p0000001"},
+               "Patient/p0000002": {"identifier": {"system": mrn, "value": "M2"}}}
+    renamed: set[str] = set()
+    for path in folder.glob("*.ndjson"):
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            resource = json.loads(line)
+            if resource["resourceType"] == "Patient":
+                value = {"p0000002": "M2", "p0000004": "D", "p0000005": "D"}.get(resource["id"])
+                if value:
+                    resource["identifier"] = [{"system": mrn, "value": value}]
+            for field in ("subject", "patient"):
+                reference = resource.get(field, {}).get("reference")
+                if reference in spelled:
+                    resource[field] = spelled[reference]
+                    if resource["resourceType"] == "Observation" and reference not in renamed and reference != "Patient/p0000002":
+                        resource["id"] = "1"
+                        renamed.add(reference)
+            out.append(json.dumps(resource))
+        path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    assert len(renamed) == 2
+    extra = [
+        {"resourceType": "MedicationRequest", "id": "mr-m1", "status": "active", "intent": "order",
+         "subject": {"identifier": {"system": mrn, "value": "M2"}}, "authoredOn": "2026-10-01",
+         "medicationReference": {"reference": "Medication/m1"}},
+        {"resourceType": "Observation", "id": "u1", "status": "final", "subject": {"reference": "urn:uuid:7d2f1c1e-0000-4000-8000-000000000001"}},
+        {"resourceType": "Observation", "id": "u2", "status": "final", "subject": {"identifier": {"system": mrn, "value": "NOBODY"}}},
+        {"resourceType": "Observation", "id": "u3", "status": "final", "subject": {"identifier": {"system": mrn, "value": "D"}}},
+        {"resourceType": "Condition", "id": "u4"},
+        {"resourceType": "Practitioner", "id": "dr1"},
+    ]
+    medications = [{"resourceType": "Medication", "id": "m1", "code": {"text": "pregabalin 150 MG Oral Capsule"}},
+                   {"resourceType": "Medication", "id": "m1", "code": {"text": "metformin 500 MG Oral Tablet"}},
+                   {"resourceType": "Medication", "id": "m9", "code": {"text": "gabapentin 300 MG Oral Capsule"}}]
+    (folder / "Other.ndjson").write_text("".join(json.dumps(r) + "\n" for r in extra), encoding="utf-8")
+    (folder / "Medication.ndjson").write_text("".join(json.dumps(r) + "\n" for r in medications), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory, spark_session) -> dict:
+    root = tmp_path_factory.mktemp("identity")
+    folder = _identity_export(root)
+    embedded_file = root / "recommend.jsonl"
+    embedded = _run("recommend", "--as-of", AS_OF, "--jsonl", "--output", str(embedded_file), str(folder))
+    spark = _run("recommend", "--as-of", AS_OF, "--spark", "local[2]", "--jsonl", "--output", str(root / "spark"), str(folder))
+    return {"folder": folder, "embedded": embedded, "spark": spark, "spark_folder": root / "spark",
+            "expected": embedded_file.read_text(encoding="utf-8").splitlines()}
+
+
+def test_spark_resolves_every_reference_spelling_as_the_embedded_path(identity):
+    expected = identity["expected"]
+    found = _spark_lines(identity["spark_folder"])
+    assert sorted(json.loads(line)["patient"] for line in expected) == [f"p000000{k}" for k in range(8)]
+    assert len(found) == len(expected) and set(found) == set(expected)
+    by_patient = {json.loads(line)["patient"]: line for line in expected}
+    # p0000002's only drug is the first Medication/m1 (pregabalin; the second copy is metformin): it reached
+    # the bucket of the patient named only by identifier, once
+    assert json.loads(by_patient["p0000002"])["facts"]["onFirstLineAgent"] is True
+
+
+def test_spark_reports_unresolvable_references_with_file_and_line_as_the_embedded_path(identity):
+    assert identity["spark"].exit_code == identity["embedded"].exit_code == 2
+    folder = identity["folder"]
+    problems = _problems(identity["spark"].stderr, folder)
+    assert problems == _problems(identity["embedded"].stderr, folder)
+    assert [line.split(": ", 2)[1] for line in problems] == [f"EXPORT/Other.ndjson:{k}" for k in (2, 3, 4, 5)]
+    for wanted in ("urn:uuid:", "NOBODY names no Patient", "names 2 different Patients", "names no patient"):
+        assert any(wanted in line for line in problems), (wanted, problems)
+
+
+def test_a_file_that_is_not_ndjson_is_reported_and_skipped(export, spark_session, tmp_path):
     bundle = tmp_path / "bundle.json"
     bundle.write_text('{"resourceType": "Bundle", "type": "collection", "entry": []}')
     result = _run("recommend", "--as-of", AS_OF, "--spark", "local[1]", "--jsonl", "--output", str(tmp_path / "out"),

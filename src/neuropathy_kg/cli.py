@@ -166,17 +166,14 @@ def _spark_population(master: str, paths: tuple[str, ...], work, size: int, json
     if output in paths:
         _fail(f"{output}: is one of the inputs; nothing is ever written to an input file")
     try:
-        session = spark.session(master, sys.stderr.isatty() if progress is None else progress)
+        with spark.started(master, sys.stderr.isatty() if progress is None else progress) as session:
+            if spark.exists(session, output):
+                _fail(f"{output}: already exists; --spark writes a new folder (Spark never writes into an existing one)")
+            found = spark.run(session, paths, work, size, output, (table,) if parquet else ())
     except spark.SparkUnavailable as error:
         _fail(str(error))
-    try:
-        if spark.exists(session, output):
-            _fail(f"{output}: already exists; --spark writes a new folder (Spark never writes into an existing one)")
-        found = spark.run(session, paths, work, size, output, (table,) if parquet else ())
     except Exception as error:  # noqa: BLE001 - a failed Spark job: one line, never a traceback
         _fail(f"the Spark job failed: {one_line(error)}")
-    finally:
-        session.stop()
     for problem in found.problems:
         click.echo(f"neuropathy-kg: {problem}", err=True)
     summary = RunSummary(found.processed, found.failed_patients, found.failed_inputs, not found.non_conforming)

@@ -177,6 +177,56 @@ class PatientDirectory:
         return None, f"identifier {target.value} names {len(ids)} different Patients ({', '.join(sorted(ids)[:3])})"
 
 
+class Routed(NamedTuple):
+    """Where one NDJSON line goes (see route)."""
+
+    target: Target | None  # its patient: kind "id" final, else resolved after the pass (None: a Medication)
+    identifiers: tuple[str, ...]  # a Patient's identifier keys, for the directory of that later pass
+    medication: str | None  # the "Medication/ID" its medicationReference names: that Medication joins its bucket
+    provides: str | None  # a Medication's own "Medication/ID": it goes only to the buckets that name it
+
+
+def route(where: str, line: bytes | None) -> Routed | None:
+    """Where the spooler sends one (non-blank) NDJSON line; None for a resource the converter does not
+    read and no one references (Practitioner, Encounter...), not copied; an InputError naming ``where``
+    for a line that is skipped (``line`` None: longer than MAX_LINE_BYTES; not JSON; a Patient without
+    an id; a patient's resource naming no patient). Every engine that buckets an export calls this."""
+    if line is None:
+        raise InputError(where, f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped")
+    resource = resource_of_line(where, line)
+    kind = resource["resourceType"]
+    if kind in REFERENCED_RESOURCE_TYPES:
+        ident = resource.get("id")
+        return Routed(None, (), None, f"{kind}/{ident}") if isinstance(ident, str) else None
+    target = line_key(resource)
+    if kind == "Patient":
+        if target is None:
+            raise InputError(where, "Patient without an id: skipped")
+        return Routed(target, tuple(patient_identifiers(resource)), medication_key(resource), None)
+    if kind not in PATIENT_RESOURCE_TYPES:
+        return None
+    if target is None:
+        raise unresolved(where, resource, PatientDirectory().resolve(None)[1])
+    return Routed(target, (), medication_key(resource), None)
+
+
+def resolved(directory: PatientDirectory, where: str, line: bytes) -> tuple[str, str | None]:
+    """(patient id, the "Medication/ID" it references) of a line routed to a later pass (its target an
+    identifier or a full URL), looked up in the directory of every Patient line read (their
+    ``Routed.identifiers``); an InputError naming ``where`` where it names no one patient."""
+    resource = resource_of_line(where, line)
+    patient, why = directory.resolve(line_key(resource))
+    if patient is None:
+        raise unresolved(where, resource, why)
+    return patient, medication_key(resource)
+
+
+def unresolved(where: str, resource: dict, why: str | None) -> InputError:
+    """The problem of a resource whose patient cannot be resolved."""
+    label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+    return InputError(where, f"{label} {why}: skipped")
+
+
 # ---------------------------------------------------------------- buckets (spooled NDJSON)
 
 
@@ -349,14 +399,14 @@ def spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable 
                 origin, _tab, line = located.partition(b"\t")
                 index, _colon, number = origin.partition(b":")
                 where = f"{sources[int(index)]}:{int(number)}"
-                resource = resource_of_line(where, line)
-                patient, why = directory.resolve(line_key(resource))
-                if patient is None:
-                    problems.append((int(index), int(number), _unresolved(where, resource, why)))
+                try:
+                    patient, medication = resolved(directory, where, line)
+                except InputError as error:
+                    problems.append((int(index), int(number), error))
                     continue
                 bucket = bucket_of(patient, count)
                 late[bucket].write(located + b"\n")
-                if (medication := medication_key(resource)) is not None:
+                if medication is not None:
                     needed.setdefault(bucket, set()).add(medication)
     finally:
         for handle in late:
@@ -379,11 +429,6 @@ def spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable 
                                          folder / f"{k}.late.ndjson") if path.stat().st_size)
         if any(path != medications for path in bucket):
             yield Bucket(name=names, files=bucket, sources=sources)
-
-
-def _unresolved(where: str, resource: dict, why: str | None) -> InputError:
-    label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
-    return InputError(where, f"{label} {why}: skipped")
 
 
 def _spool_part(task: tuple) -> _PartResult:
@@ -410,42 +455,27 @@ def _spool_part(task: tuple) -> _PartResult:
 
 def _spool_line(result: _PartResult, buckets, pending, medications, count: int, source: int, name: str,
                 number: int, line: bytes | None) -> None:
-    where = f"{name}:{number}"
-    if line is None:
-        result.problems.append((source, number, InputError(where, f"line longer than {MAX_LINE_BYTES // MEGABYTE} MB: skipped")))
-        return
-    if not line.strip():
+    if line is not None and not line.strip():
         return
     try:
-        resource = resource_of_line(where, line)
+        routed = route(f"{name}:{number}", line)
     except InputError as error:
         result.problems.append((source, number, error))
         return
+    if routed is None:
+        return
     located = spooled_line(source, number, line)
-    kind = resource["resourceType"]
-    if kind in REFERENCED_RESOURCE_TYPES:
-        ident = resource.get("id")
-        key = f"{kind}/{ident}"
-        if isinstance(ident, str) and key not in result.medications:
-            result.medications[key] = (medications.tell(), len(located))
+    if routed.provides is not None:
+        if routed.provides not in result.medications:
+            result.medications[routed.provides] = (medications.tell(), len(located))
             medications.write(located)
         return
-    target = line_key(resource)
-    if kind == "Patient":
-        if target is None:
-            result.problems.append((source, number, InputError(where, "Patient without an id: skipped")))
-            return
-        for key in patient_identifiers(resource):
-            result.identifiers.setdefault(key, set()).add(target.value)
-    elif kind not in PATIENT_RESOURCE_TYPES:
-        return  # a resource the converter does not read (Practitioner, Encounter...): not copied
-    if target is None:
-        result.problems.append((source, number, _unresolved(where, resource, PatientDirectory().resolve(None)[1])))
-        return
-    if target.kind != "id":
+    for key in routed.identifiers:
+        result.identifiers.setdefault(key, set()).add(routed.target.value)
+    if routed.target.kind != "id":
         pending.write(located)
         return
-    bucket = bucket_of(target.value, count)
+    bucket = bucket_of(routed.target.value, count)
     buckets[bucket].write(located)
-    if (medication := medication_key(resource)) is not None:
-        result.needed.setdefault(bucket, set()).add(medication)
+    if routed.medication is not None:
+        result.needed.setdefault(bucket, set()).add(routed.medication)

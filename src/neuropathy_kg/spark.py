@@ -1,13 +1,17 @@
 """Population runs on Apache Spark: the embedded path's per-chunk work, run as Spark tasks.
 
-Spark reads the FHIR Bulk NDJSON export (plain or compressed, any Hadoop path), keys each line by its
-patient (:func:`_line_key`, the one place that says which patient a line belongs to), and groups the
-patients into buckets of about BUCKET_PATIENTS by a hash of the patient id. Each bucket is then read and
-processed in a Python worker exactly as batch.py processes one of its spooled buckets: the lines that name
-no patient first, then the bucket's own, in input order, through load.read_document; its patients in
+Spark reads the FHIR Bulk NDJSON export (plain or compressed, any Hadoop path) and sends each line where
+the embedded spooler sends it, by the spooler's own functions (ndjson.route, ndjson.resolved,
+ndjson.bucket_of): a line naming its patient by id (Patient/ID, versioned, an absolute URL) is keyed by
+it; one naming it by identifier is resolved after a first pass against every Patient line's identifiers
+(a join); one whose patient cannot be resolved is reported as FILE:LINE; a Medication reaches only the
+buckets whose lines reference it. The patients go into buckets of about BUCKET_PATIENTS by
+ndjson.bucket_of. Each bucket is then read and processed in a Python worker exactly as batch.py processes
+one of its spooled buckets: its lines in the spooler's order through load.read_document; its patients in
 chunks (load.chunks) through batch.isolate and the caller's work (pipeline.recommend_chunk or
 validate_chunk: one Oxigraph store per chunk); each result encoded by batch.as_json_lines. So each output
-line is the embedded ``--jsonl`` line of that patient (tests/test_spark.py). Nothing clinical lives here.
+line is the embedded ``--jsonl`` line of that patient (tests/test_spark.py). Nothing clinical lives here,
+and no rule of identity.
 
 Output: JSON Lines part files in DIR (Spark's layout, with _SUCCESS); the problems met (bad lines,
 patients that could not be processed) as text part files in DIR/_errors/, the first ERRORS_SHOWN of
@@ -16,9 +20,9 @@ them also on standard error; with ``tables``, Parquet tables of actions or findi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
@@ -54,18 +58,52 @@ class SparkRun:
 
 
 # ---------------------------------------------------------------- keying lines by patient
+# Every rule is ndjson.py's (route, resolved, bucket_of): the records below only carry its answers
+# between Spark stages. A record is one of
+#   ("error", file index, line, message)           a line reported and skipped
+#   ("medication", "Medication/ID", line item)     a Medication, for the buckets whose lines name it
+#   ("identifier", "system|value", patient id)     one identifier of a Patient line
+#   ("owned", patient id, line item, "Medication/ID" or None, late)
+#   ("pending", "system|value" or full URL, line item)   resolved against every Patient's identifiers
+# where a line item is (file index, line number, bytes) and late is 1 for a line resolved after the pass
+# (the embedded spooler writes those after a bucket's other lines).
 
-def _line_key(line: bytes) -> bytes | None:
-    """The patient an NDJSON line belongs to (its id), or None for a resource that names no patient
-    (Medication, Organization): such lines go with every bucket, as in batch.py. The one function that
-    keys lines on this path; it resolves patients as the embedded spooler does (batch._patient_key)."""
-    from .batch import _patient_key
 
-    return _patient_key(line)
+def _routed(item: tuple[int, int, bytes], sources: tuple[str, ...]) -> list[tuple]:
+    """The records of one non-blank line (see above), by ndjson.route."""
+    from .ndjson import MAX_LINE_BYTES, route
+
+    source, number, line = item
+    try:
+        routed = route(f"{sources[source]}:{number}", None if len(line) > MAX_LINE_BYTES else line)
+    except InputError as error:
+        return [("error", source, number, str(error))]
+    if routed is None:
+        return []
+    if routed.provides is not None:
+        return [("medication", routed.provides, item)]
+    target = routed.target
+    found = [("identifier", key, target.value) for key in routed.identifiers]
+    if target.kind == "id":
+        found.append(("owned", target.value, item, routed.medication, 0))
+    else:
+        found.append(("pending", target.value, item))
+    return found
 
 
-def _bucket_of(key: bytes, buckets: int) -> int:
-    return zlib.crc32(key) % buckets  # stable across processes and runs, unlike hash()
+def _resolved(pair: tuple[str, tuple[tuple[int, int, bytes], set[str] | None]], sources: tuple[str, ...]) -> tuple:
+    """A pending line joined with the ids of the Patients whose identifiers match its target: "owned"
+    (late) or "error", by ndjson.resolved against a directory of just that identifier (the whole input's
+    directory answers the same for it)."""
+    from .ndjson import PatientDirectory, resolved
+
+    key, (item, ids) = pair
+    source, number, line = item
+    try:
+        patient, medication = resolved(PatientDirectory(by_identifier={key: ids or set()}), f"{sources[source]}:{number}", line)
+    except InputError as error:
+        return ("error", source, number, str(error))
+    return ("owned", patient, item, medication, 1)
 
 
 def bucket_count(patients: int) -> int:
@@ -90,41 +128,29 @@ def _warm() -> None:
         _WARM = True
 
 
-def _checked(item: tuple[int, int, bytes], sources: tuple[str, ...]) -> tuple[str, object]:
-    """A line that names no patient: ("shared", item) if it is a resource, else ("error", message)."""
-    from . import fhir
-    from .batch import MAX_LINE_BYTES
-
-    source, number, line = item
-    if len(line) > MAX_LINE_BYTES:
-        return "error", str(InputError(f"{sources[source]}:{number}", f"line longer than {MAX_LINE_BYTES >> 20} MB: skipped"))
-    try:
-        fhir.ndjson_resource(f"{sources[source]}:{number}", line)
-    except InputError as error:
-        return "error", str(error)
-    return "shared", item
-
-
-def process_bucket(lines: Iterable[tuple[int, tuple[int, int, bytes]]], *, shared: bytes, sources: tuple[str, ...],
+def process_bucket(lines: Iterable[tuple[int, tuple[tuple, tuple[int, int, bytes]]]], *, sources: tuple[str, ...],
                    name: str, size: int, work: Callable[[list[Patient]], list[dict]]) -> Iterator[tuple]:
-    """One bucket (one Spark partition) as batch._run_unit does it: ("line", conforms, JSON text) per
-    patient, ("patient", message) per patient that failed, ("input", message) per problem in reading."""
-    from . import batch, fhir
+    """One bucket (one Spark partition) as batch.unit_batches and batch._run_unit do a spooled bucket: its
+    lines in the spooler's order (the Medications they reference, by id; its lines in input order; the
+    lines resolved after the pass, in input order); ("line", conforms, JSON text) per patient,
+    ("patient", message) per patient that failed, ("input", message) per problem in reading."""
+    from . import batch
+    from .ndjson import spooled_line
 
-    own = sorted(item for _bucket, item in lines)
-    if not own:
-        return
+    found = sorted(lines, key=lambda pair: pair[1][0])
+    if not any(order[0] > 0 for _bucket, (order, _item) in found):
+        return  # Medications only (a bucket no patient landed in)
     _warm()
-    data = shared + b"".join(fhir.spooled_line(source, number, line) for source, number, line in own)
+    data = b"".join(spooled_line(*item) for _bucket, (_order, item) in found)
     try:
-        found, problems = read_document(name, data, sources)
+        patients, problems = read_document(name, data, sources)
     except InputError as error:
         yield "input", str(error)
         return
     for problem in problems:
         yield "input", str(problem)
     encoded = batch.as_json_lines(work)
-    for chunk in chunks(found, size):
+    for chunk in chunks(patients, size):
         done, failed = batch.isolate(encoded, chunk)
         for conforms, text in done:
             yield "line", conforms, text.rstrip("\n")
@@ -135,13 +161,6 @@ def process_bucket(lines: Iterable[tuple[int, tuple[int, int, bytes]]], *, share
 def _read_line(item: tuple[bytes, int], source: int) -> tuple[int, int, bytes]:
     line, index = item
     return source, index + 1, line
-
-
-def _keyed(item: tuple[int, int, bytes]) -> tuple[bytes | None, tuple[int, int, bytes]]:
-    """(patient key, line); a line too long to read whole is keyed None, and so reported by _checked."""
-    from .batch import MAX_LINE_BYTES
-
-    return (None if len(item[2]) > MAX_LINE_BYTES else _line_key(item[2])), item
 
 
 # ---------------------------------------------------------------- the driver
@@ -175,6 +194,23 @@ def session(master: str, progress: bool = False):
         return builder.getOrCreate()
     except Exception as error:  # noqa: BLE001 - Java missing, a master that cannot be reached
         raise SparkUnavailable(f"Spark could not start on {master}: {one_line(error)}") from None
+
+
+@contextlib.contextmanager
+def started(master: str, progress: bool = False):
+    """The SparkSession already active in this process (a notebook's, a test module's), used as it is
+    and left running; else a new one on ``master`` (see session), stopped at the end."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        SparkSession = None
+    active = SparkSession.getActiveSession() if SparkSession is not None else None
+    spark = active if active is not None else session(master, progress)
+    try:
+        yield spark
+    finally:
+        if active is None:
+            spark.stop()
 
 
 def _hadoop(spark, raw: str):
@@ -243,53 +279,83 @@ def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]]
     name = ", ".join(sorted(set(sources)))
     reads = [sc.textFile(path, use_unicode=False).zipWithIndex().map(lambda item, k=k: _read_line(item, k))
              for k, (path, _shown) in enumerate(files)]
-    keyed = sc.union(reads).filter(lambda item: item[2].strip()).map(_keyed)
+    records = sc.union(reads).filter(lambda item: item[2].strip()).flatMap(lambda item: _routed(item, sources))
+    kept = [records.persist(StorageLevel.MEMORY_AND_DISK)]
+    try:
+        return _run_records(spark, records, kept, skipped, sources, name, work, size, output, tables, result)
+    finally:
+        for rdd in kept:
+            rdd.unpersist()
 
-    # Pass 1: the lines that name no patient (few), checked and sent to every bucket; the patient count.
-    unowned = keyed.filter(lambda pair: pair[0] is None).map(lambda pair: _checked(pair[1], sources)).collect()
-    early = skipped + [message for kind, message in unowned if kind == "error"]
-    shared = b"".join(_spooled(item) for item in sorted(item for kind, item in unowned if kind == "shared"))
-    owned = keyed.filter(lambda pair: pair[0] is not None)
-    patients = owned.map(lambda pair: pair[0]).countApproxDistinct(0.01)
+
+def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[str, ...], name: str, work, size: int,
+                 output: str, tables: tuple[str, ...], result: SparkRun) -> SparkRun:
+    from pyspark import StorageLevel
+
+    sc = spark.sparkContext
+    # Pass 1: what the lines are (one job over the input, kept for the passes after it).
+    kinds = records.map(lambda record: record[0]).countByValue()
+
+    # Pass 2, only where lines name their patient by identifier (or full URL): the identifiers of every
+    # Patient line, joined with those lines' targets and resolved by ndjson.resolved, as the embedded
+    # spooler resolves them after its pass (a join, not a broadcast: the directory of 10^7 patients
+    # would not fit a driver, and only the identifiers the pending lines name travel).
+    owned = records.filter(lambda record: record[0] == "owned")
+    errors = records.filter(lambda record: record[0] == "error")
+    if kinds.get("pending"):
+        directory = (records.filter(lambda record: record[0] == "identifier")
+                     .map(lambda record: (record[1], record[2]))
+                     .aggregateByKey(set(), lambda ids, pid: ids | {pid}, lambda a, b: a | b))
+        late = (records.filter(lambda record: record[0] == "pending").map(lambda record: (record[1], record[2]))
+                .leftOuterJoin(directory).map(lambda pair: _resolved(pair, sources)))
+        kept.append(late.persist(StorageLevel.MEMORY_AND_DISK))
+        owned = owned.union(late.filter(lambda record: record[0] == "owned"))
+        errors = errors.union(late.filter(lambda record: record[0] == "error"))
+    patients = owned.map(lambda record: record[1]).countApproxDistinct(0.01)
+    error_count = errors.count() if kinds.get("pending") else kinds.get("error", 0)
+
+    def ordered():  # the messages in input order (sortBy samples at once: only called where there are errors)
+        return errors.sortBy(lambda record: (record[1], record[2])).map(lambda record: record[3])
+
     if patients == 0:
-        result.failed_inputs, result.problems = len(early), early[:ERRORS_SHOWN]
+        result.failed_inputs = len(skipped) + error_count
+        result.problems = (skipped + (ordered().take(ERRORS_SHOWN) if error_count else []))[:ERRORS_SHOWN]
         return result
 
-    # Pass 2: buckets, one per partition, each processed by the caller's work in a Python worker.
+    # Pass 3: buckets, one per partition (ndjson.bucket_of the patient id, the embedded spooler's hash),
+    # each with the Medications its lines reference (the first copy in input order, once), processed by
+    # the caller's work in a Python worker.
     buckets = bucket_count(patients)
-    shared_value = sc.broadcast(shared)
+    from .ndjson import bucket_of
+
+    keyed = owned.map(lambda record: (bucket_of(record[1], buckets), record))
+    lines = keyed.map(lambda pair: (pair[0], ((1 + pair[1][4], *pair[1][2][:2]), pair[1][2])))
+    if kinds.get("medication"):
+        first = (records.filter(lambda record: record[0] == "medication").map(lambda record: (record[1], record[2]))
+                 .reduceByKey(min))
+        needed = keyed.filter(lambda pair: pair[1][3] is not None).map(lambda pair: (pair[1][3], pair[0])).distinct()
+        lines = lines.union(needed.join(first).map(lambda pair: (pair[1][0], ((0, pair[0]), pair[1][1]))))
 
     def bucket(items):
-        return process_bucket(items, shared=shared_value.value, sources=sources, name=name, size=size, work=work)
+        return process_bucket(items, sources=sources, name=name, size=size, work=work)
 
-    done = (owned.map(lambda pair: (_bucket_of(pair[0], buckets), pair[1]))
-            .partitionBy(buckets, lambda k: k)
-            .mapPartitions(bucket))
-    done.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        done.filter(lambda row: row[0] == "line").map(lambda row: row[2]).saveAsTextFile(output)
-        result.written = True
-        counts = done.map(lambda row: (row[0], row[1] if row[0] == "line" else None)).countByValue()
-        result.processed = counts.get(("line", True), 0) + counts.get(("line", False), 0)
-        result.non_conforming = counts.get(("line", False), 0)
-        result.failed_patients = counts.get(("patient", None), 0)
-        result.failed_inputs = counts.get(("input", None), 0) + len(early)
-        if result.failed_patients or result.failed_inputs:
-            problems = sc.parallelize(early, 1).union(done.filter(lambda row: row[0] != "line").map(lambda row: row[1]))
-            problems.saveAsTextFile(f"{output.rstrip('/')}/_errors")
-            result.problems = problems.take(ERRORS_SHOWN)
-        for table in tables:
-            write_table(spark, table, output)
-    finally:
-        done.unpersist()
-        shared_value.destroy()
+    done = lines.partitionBy(buckets, lambda k: k).mapPartitions(bucket)
+    kept.append(done.persist(StorageLevel.MEMORY_AND_DISK))
+    done.filter(lambda row: row[0] == "line").map(lambda row: row[2]).saveAsTextFile(output)
+    result.written = True
+    counts = done.map(lambda row: (row[0], row[1] if row[0] == "line" else None)).countByValue()
+    result.processed = counts.get(("line", True), 0) + counts.get(("line", False), 0)
+    result.non_conforming = counts.get(("line", False), 0)
+    result.failed_patients = counts.get(("patient", None), 0)
+    result.failed_inputs = counts.get(("input", None), 0) + len(skipped) + error_count
+    if result.failed_patients or result.failed_inputs:
+        failures = done.filter(lambda row: row[0] != "line").map(lambda row: row[1])
+        problems = sc.parallelize(skipped, 1).union(ordered()).union(failures) if error_count else sc.parallelize(skipped, 1).union(failures)
+        problems.saveAsTextFile(f"{output.rstrip('/')}/_errors")
+        result.problems = problems.take(ERRORS_SHOWN)
+    for table in tables:
+        write_table(spark, table, output)
     return result
-
-
-def _spooled(item: tuple[int, int, bytes]) -> bytes:
-    from . import fhir
-
-    return fhir.spooled_line(*item)
 
 
 # ---------------------------------------------------------------- Parquet tables
