@@ -483,3 +483,37 @@ def test_a_transaction_patient_without_id_is_named_by_its_entry_uuid(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(bundle))
     found, errors = read_patients([str(tmp_path / "t.json")])
     assert not errors and [p.id for p in found] == ["7d3e"] and weights(found[0].graph) == [70.0]
+
+
+def test_a_file_that_is_not_patient_data_is_named_but_no_failure(tmp_path):
+    """notes.txt or .DS_Store beside an export is named on standard error (never dropped in silence) but is
+    no failure: exit 0, summary without failed inputs. A broken link beside it still is one (exit 2)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "export.ndjson", [patient("a"), neuropathy("a")])
+    (folder / "notes.txt").write_text("not patient data")
+    (folder / ".DS_Store").write_bytes(b"\x00\x01")
+    result = invoke("recommend", *AS_OF, "--format", "json", str(folder))
+    assert result.exit_code == 0, result.stderr
+    stderr = [line for line in result.stderr.splitlines() if line.strip()]
+    assert sorted(stderr) == sorted(f"neuropathy-kg: {folder / name}: not a patient file (extension not read: .ttl .nt "
+                                    ".jsonld .rdf .trig .nq .json .ndjson, or .json.gz .ndjson.gz): skipped"
+                                    for name in ("notes.txt", ".DS_Store"))
+    assert json.loads(result.stdout)["summary"]["failedInputs"] == 0
+    (folder / "gone.ndjson").symlink_to(tmp_path / "missing.ndjson")
+    assert invoke("recommend", *AS_OF, "--format", "json", str(folder)).exit_code == 2
+
+
+def test_a_versioned_or_absolute_medication_reference_finds_its_medication(tmp_path):
+    """The spooler sends a Medication to the buckets whose lines name it in any spelling; the converter
+    must then find it by the same key (else the drug is silently unknown)."""
+    medication = {"resourceType": "Medication", "id": "m1", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "187832", "display": "pregabalin"}]}}
+    for spelling in ("Medication/m1/_history/3", "https://ehr.example/fhir/Medication/m1"):
+        request = {"resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order",
+                   "subject": {"reference": "Patient/a"}, "medicationReference": {"reference": spelling},
+                   "authoredOn": "2026-10-01"}
+        path = tmp_path / "export.ndjson"
+        write(path, [patient("a"), neuropathy("a"), medication, request])
+        result = invoke("recommend", *AS_OF, "--format", "json", str(path))
+        assert json.loads(result.stdout)["patients"][0]["facts"]["onFirstLineAgent"] is True, spelling

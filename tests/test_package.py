@@ -122,6 +122,8 @@ def test_api_reads_fhir_json_in_memory(tmp_path):
     assert [p["patient"] for p in from_bundle["patients"]] == ["p1"]
     assert from_bundle == from_file
     assert from_resources["patients"][0]["patient"] == "p1"
+    # Resources given one by one are one patient, as the lines of an NDJSON export are: the same result.
+    assert from_resources["summary"]["patients"] == 1 and from_resources["patients"] == from_bundle["patients"]
     # Both inputs at once: paths and dicts mixed, in order.
     both = neuropathy_kg.validate([EXAMPLES / "03-renal-impairment.ttl", BUNDLE], as_of=AS_OF)
     assert [p["patient"] for p in both["patients"]][-1] == "p1" and both["summary"]["patients"] == 2
@@ -164,3 +166,15 @@ def test_no_literal_tracebacks_reach_stderr(tmp_path, capfd):
     assert document["summary"]["patients"] == 1
     captured = capfd.readouterr()
     assert "Failed to convert Literal" not in captured.err and "Traceback" not in captured.err
+
+
+def test_api_format_fhir_is_the_commands_bundle():
+    from neuropathy_kg.apply import recommend_bundle, validate_bundle
+
+    recommended = neuropathy_kg.recommend(BUNDLE, as_of=AS_OF)
+    assert neuropathy_kg.recommend(BUNDLE, as_of=AS_OF, format="fhir") == recommend_bundle(recommended)
+    validated = neuropathy_kg.validate(BUNDLE, as_of=AS_OF)
+    assert neuropathy_kg.validate(BUNDLE, as_of=AS_OF, format="fhir") == validate_bundle(validated)
+    assert neuropathy_kg.recommend(BUNDLE, as_of=AS_OF, format="fhir")["resourceType"] == "Bundle"
+    with pytest.raises(ValueError, match="format"):
+        neuropathy_kg.recommend(BUNDLE, as_of=AS_OF, format="text")

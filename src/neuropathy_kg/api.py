@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Union
 
-from .load import InputError
+from .load import InputError, SkippedFile
 
 Input = Union[str, "os.PathLike[str]", dict]
 
@@ -92,10 +92,8 @@ def _inputs(inputs: Input | Iterable[Input] | None) -> list[Input]:
 def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
     """``work`` over every chunk of patients, input by input in order: paths through the command's own
     population path (batch.run, one process), dicts read as FHIR JSON documents named '<input N>'."""
-    import orjson
-
     from . import batch
-    from .load import chunks, read_document
+    from .load import chunks
 
     if errors not in ("raise", "report"):
         raise ValueError("errors must be 'raise' or 'report'")
@@ -105,7 +103,7 @@ def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
         for error in found:
             if isinstance(error, batch.PatientFailure):
                 summary.failed_patients += 1
-            else:
+            elif not isinstance(error, SkippedFile):  # a file that is not patient data: listed, not failed
                 summary.failed_inputs += 1
                 problems.append(error)
             summary.errors.append(str(error))
@@ -115,13 +113,14 @@ def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
     while index < len(items):
         item = items[index]
         if isinstance(item, dict):
-            patients, unreadable = read_document(f"<input {index + 1}>", orjson.dumps(item))
+            end = _resources_end(items, index)
+            patients, unreadable = _read_dicts(items, index, end)
             report(unreadable)
             for chunk in chunks(patients, size):
                 done, failed = batch.isolate(work, chunk)
                 results.extend(done)
                 report(failed)
-            index += 1
+            index = end
             continue
         paths = []
         while index < len(items) and not isinstance(items[index], dict):
@@ -144,24 +143,43 @@ def _summary(summary: RunSummary, errors: str) -> dict:
 
 
 def recommend(inputs: Input | Iterable[Input], as_of: str | dt.date | None = None, engine: str = "oxigraph",
-              errors: str = "raise") -> dict:
-    """The recommend command's JSON document (with its summary) for the patients in ``inputs``."""
+              errors: str = "raise", format: str = "json") -> dict:  # noqa: A002 - the command's option name
+    """The recommend command's JSON document (with its summary) for the patients in ``inputs``;
+    ``format="fhir"``: the FHIR Bundle of `recommend --format fhir` (per patient the CPG $apply result)."""
     from .pipeline import CHUNK_SIZE, recommend_chunk, recommend_document
 
+    _check_format(format)
     date = _date(as_of)
     results, summary = _run(inputs, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine], errors)
-    return {**recommend_document(date, results), "summary": _summary(summary, errors)}
+    document = {**recommend_document(date, results), "summary": _summary(summary, errors)}
+    if format == "fhir":
+        from .apply import recommend_bundle
+
+        return recommend_bundle(document)
+    return document
+
+
+def _check_format(format: str) -> None:  # noqa: A002
+    if format not in ("json", "fhir"):
+        raise ValueError(f"format must be 'json' or 'fhir', not {format!r}")
 
 
 def validate(inputs: Input | Iterable[Input], as_of: str | dt.date | None = None, engine: str = "oxigraph",
-             shacl: str = "compiled", errors: str = "raise") -> dict:
-    """The validate command's JSON document (with its summary): SHACL findings per patient."""
+             shacl: str = "compiled", errors: str = "raise", format: str = "json") -> dict:  # noqa: A002
+    """The validate command's JSON document (with its summary): SHACL findings per patient;
+    ``format="fhir"``: the Bundle of `validate --format fhir` (DetectedIssue, OperationOutcome)."""
     from .pipeline import CHUNK_SIZE, validate_chunk, validate_document
 
+    _check_format(format)
     date = _date(as_of)
     size = CHUNK_SIZE[engine] if shacl == "compiled" else 1
     results, summary = _run(inputs, lambda chunk: validate_chunk(chunk, date, engine, shacl), size, errors)
-    return {**validate_document(date, results), "summary": _summary(summary, errors)}
+    document = {**validate_document(date, results), "summary": _summary(summary, errors)}
+    if format == "fhir":
+        from .apply import validate_bundle
+
+        return validate_bundle(document)
+    return document
 
 
 def query(query: str, inputs: Input | Iterable[Input] | None = None, as_of: str | dt.date | None = None,
@@ -202,18 +220,22 @@ def query(query: str, inputs: Input | Iterable[Input] | None = None, as_of: str 
 
 
 def _patients(inputs) -> list:
-    import orjson
-
-    from .load import Patient, read_document, read_patients
+    from .load import read_patients
 
     found: dict = {}
     problems: list[InputError] = []
-    for index, item in enumerate(_inputs(inputs)):
+    items = _inputs(inputs)
+    index = 0
+    while index < len(items):
+        item = items[index]
         if isinstance(item, dict):
-            patients, unreadable = read_document(f"<input {index + 1}>", orjson.dumps(item))
+            end = _resources_end(items, index)
+            patients, unreadable = _read_dicts(items, index, end)
+            index = end
         else:
             patients, unreadable = read_patients([os.fspath(item)])
-        problems.extend(unreadable)
+            index += 1
+        problems.extend(error for error in unreadable if not isinstance(error, SkippedFile))
         for patient in patients:
             if patient.iri in found:
                 found[patient.iri].merge(patient)
@@ -222,6 +244,31 @@ def _patients(inputs) -> list:
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     return list(found.values())
+
+
+def _resources_end(items: list, start: int) -> int:
+    """Where the FHIR JSON dicts starting at ``start`` end as one document: a Bundle is a document of its
+    own; consecutive lone resources (a Patient, then its Observations...) are one, as the lines of an
+    NDJSON export are, so that a patient's resources given one by one are one patient."""
+    if items[start].get("resourceType") == "Bundle":
+        return start + 1
+    end = start
+    while end < len(items) and isinstance(items[end], dict) and items[end].get("resourceType") != "Bundle":
+        end += 1
+    return end
+
+
+def _read_dicts(items: list, start: int, end: int):
+    """The patients of ``items[start:end]`` (see _resources_end) and the problems met, named '<input N>'
+    or '<inputs N-M>' by their positions in ``inputs``."""
+    import orjson
+
+    from .load import read_document
+
+    if end - start == 1:
+        return read_document(f"<input {start + 1}>", orjson.dumps(items[start]))
+    data = b"\n".join(orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) for item in items[start:end])
+    return read_document(f"<inputs {start + 1}-{end}>", data)
 
 
 def _python(term):

@@ -23,7 +23,7 @@ from . import __version__, guideline, render
 from .engine import ENGINES
 from .pipeline import SHACL_MODES
 from .api import RunSummary
-from .load import InputError, one_line, read_patients
+from .load import InputError, SkippedFile, one_line, read_patients
 
 FORMATS = ("text", "json")
 ALL_QUERY_FORMATS = ("json", "csv", "tsv", "text", "turtle", "ntriples")
@@ -64,11 +64,18 @@ def _read(paths: tuple[str, ...]):
     if not paths:
         _fail("no input: give one or more files, folders, or - for standard input")
     patients, errors = read_patients(paths)
-    for error in errors:
-        click.echo(f"neuropathy-kg: {error}", err=True)
+    errors = _shown(errors)
     if not patients and not errors:
         _fail("no patients found in the input")
     return patients, errors
+
+
+def _shown(errors: list[InputError]) -> list[InputError]:
+    """Each reading problem on standard error, one line each; returns those that are failures (a file
+    that is not patient data, SkippedFile, is named only)."""
+    for error in errors:
+        click.echo(f"neuropathy-kg: {error}", err=True)
+    return [error for error in errors if not isinstance(error, SkippedFile)]
 
 def _default_jobs(paths: tuple[str, ...]) -> int:
     """All cores for large inputs; one process for small ones (forking costs more than it saves)."""
@@ -102,7 +109,7 @@ def _population(paths: tuple[str, ...], work, size: int, jobs: int | None, jsonl
             click.echo(f"neuropathy-kg: {error}", err=True)
             if isinstance(error, batch.PatientFailure):
                 summary.failed_patients += 1
-            else:
+            elif not isinstance(error, SkippedFile):  # a file that is not patient data is named, not failed
                 summary.failed_inputs += 1
 
     batch.warm_up()
@@ -505,8 +512,7 @@ def query(query: str, paths: tuple[str, ...], as_of: str | None, fmt: str | None
         from .pipeline import derive
 
         patients, errors = read_patients(paths) if paths else ([], [])
-        for error in errors:
-            click.echo(f"neuropathy-kg: {error}", err=True)
+        errors = _shown(errors)
         store = derive(patients, _as_of(as_of), engine)
         try:
             result = store.query(text)

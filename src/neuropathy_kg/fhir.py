@@ -28,7 +28,7 @@ from rdflib.namespace import SKOS
 
 from . import NKG, BoundedCache, guideline
 from .model import InputError, Patient, canonical_decimal, canonical_integer, one_line
-from .ndjson import PatientDirectory, line_key, ndjson_lines, parse_json, spooled_line
+from .ndjson import PatientDirectory, medication_key, line_key, ndjson_lines, parse_json, spooled_line
 from .ndjson import resource_of_line as ndjson_resource
 
 __all__ = ["ndjson_lines", "ndjson_resource", "parse_json", "spooled_line", "to_patients", "to_graph", "vocabulary"]
@@ -421,8 +421,11 @@ class _Converter:
             medication = None
             if ref.startswith("#"):
                 medication = next((c for c in resource.get("contained", []) if c.get("id") == ref[1:]), None)
-            else:
-                medication = self.by_url.get(ref)
+            else:  # as it is written, else as the spooler keyed it (versioned, absolute: ndjson.medication_key)
+                key = medication_key(resource)
+                medication = self.by_url.get(ref) or (self.by_url.get(key) if key else None)
+            if medication is not None and not isinstance(medication, dict):
+                medication = None
             if medication is not None:
                 codeable = medication.get("code")
                 drug = concept_of(codeable, DRUG_CLASSES, self.vocab)

@@ -24,7 +24,7 @@ import rdflib
 from rdflib import RDF, XSD, BNode, Literal, URIRef
 
 from . import NKG
-from .model import MEGABYTE, InputError, Patient, canonical_decimal, canonical_integer, chunks, one_line, printable
+from .model import MEGABYTE, InputError, Patient, SkippedFile, canonical_decimal, canonical_integer, chunks, one_line, printable
 from .ndjson import is_gzip, open_text, spooled_line
 
 __all__ = ["InputError", "Patient", "one_line", "printable", "chunks", "expand_paths", "read_patients", "read_document",
@@ -134,7 +134,7 @@ def _folder_files(folder: Path, report) -> Iterator[Path]:
             elif _is_patient_file(entry):
                 found.append(entry)
             else:
-                report(InputError(str(entry), "not a patient file (extension not read: .ttl .nt .jsonld .rdf .trig .nq .json .ndjson, or .json.gz .ndjson.gz): skipped"))
+                report(SkippedFile(str(entry), "not a patient file (extension not read: .ttl .nt .jsonld .rdf .trig .nq .json .ndjson, or .json.gz .ndjson.gz): skipped"))
 
     walk(folder)
     return iter(sorted(found))

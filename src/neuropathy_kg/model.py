@@ -49,6 +49,12 @@ class InputError(Exception):
         return type(self), (self.source, self.problem)
 
 
+class SkippedFile(InputError):
+    """A file inside an input folder that is not patient data by its name (notes.txt, .DS_Store): named on
+    standard error, never dropped in silence, but no failure: nothing in it was meant to be read. (A broken
+    link, a FIFO or an unreadable file in a folder is an InputError: something there could not be read.)"""
+
+
 class Patient:
     """One patient's data, as read: an rdflib graph (RDF input) or N-Triples (the FHIR reader writes them
     directly, which is what population runs load into Oxigraph). Each form is made from the other on
