@@ -331,6 +331,12 @@ def test_a_coding_in_a_known_system_is_decided_by_its_code(coding, concept):
     ("CIDP, type 2 diabetic", "non-diabetic-neuropathy"),
     ("Diabetic amyotrophy", "asymmetric-diabetic-neuropathy"),
     ("Painful diabetic polyneuropathy", "symmetric-diabetic-polyneuropathy"),
+    # Review 1, D13: a negated required word does not say diabetic.
+    ("Lumbosacral radiculoplexus neuropathy, not diabetic", None),
+    ("Lumbosacral radiculoplexus neuropathy, non diabetic", None),
+    ("Lumbosacral radiculoplexus neuropathy without diabetes", None),
+    ("Lumbosacral radiculoplexus neuropathy, no diabetes", None),
+    ("Lumbosacral radiculoplexus neuropathy in diabetes, not diabetic foot", "asymmetric-diabetic-neuropathy"),
 ])
 def test_a_neuropathy_found_by_words_is_diabetic_only_when_the_words_say_so(text, concept):
     found = fhir.concept_of({"text": text}, fhir.CONDITION_CLASSES, fhir.vocabulary())
@@ -363,6 +369,25 @@ IV_ROUTE = {"coding": [{"system": "http://snomed.info/sct", "code": "47625008"}]
     ({"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BB04", "display": "hepatitis B immunoglobulin"}]}, IV_ROUTE, False),
     ({"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA01", "display": "immunoglobulins, normal human, for extravascular adm."}]}, None, False),
     ({"text": "Hizentra (immune globulin subcutaneous)"}, None, False),
+    # Review 1, D11: a hyperimmune globulin's words exclude IVIG whatever the length of IVIG's words.
+    ({"text": "Rho(D) Immune Globulin Intravenous (Human)"}, IV_ROUTE, False),
+    ({"text": "Rabies immune globulin intravenous"}, IV_ROUTE, False),
+    ({"text": "Anti-D immunoglobulin intravenous"}, IV_ROUTE, False),
+    ({"text": "Tetanus immune globulin intravenous"}, IV_ROUTE, False),
+    ({"text": "Hepatitis B Immune Globulin Intravenous (Human)"}, IV_ROUTE, False),
+    # D12: brands licensed only for intravenous use are IVIG; those for IV and SC use only with an IV route.
+    ({"text": "Gamunex 10%"}, None, True),
+    ({"text": "Carimune NF"}, None, True),
+    ({"text": "Gammagard S/D"}, None, True),
+    ({"text": "Alyglo 10%"}, None, True),
+    ({"text": "Yimmugo"}, None, True),
+    ({"text": "Gamunex-C"}, IV_ROUTE, True),
+    ({"text": "Gamunex-C"}, None, False),
+    ({"text": "Gamunex-C"}, {"text": "Subcutaneous"}, False),
+    ({"text": "Gammaked 10%"}, IV_ROUTE, True),
+    ({"text": "Gammaked 10%"}, None, False),
+    ({"text": "Gammagard Liquid"}, IV_ROUTE, True),
+    ({"text": "Gammagard Liquid"}, {"text": "Subcutaneous"}, False),
 ])
 def test_only_intravenous_immune_globulin_is_ivig(medication, route, is_ivig):
     assert bool(_one_immune_globulin(medication, route)) is is_ivig

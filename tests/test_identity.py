@@ -517,3 +517,115 @@ def test_a_versioned_or_absolute_medication_reference_finds_its_medication(tmp_p
         write(path, [patient("a"), neuropathy("a"), medication, request])
         result = invoke("recommend", *AS_OF, "--format", "json", str(path))
         assert json.loads(result.stdout)["patients"][0]["facts"]["onFirstLineAgent"] is True, spelling
+
+
+# ---------------------------------------------------------------- the same resource twice with different content (review 1, D2-D4)
+
+def responder(pid: str = "A") -> list[dict]:
+    """A previous IVIG responder in relapse: repeat IVIG at 0.4 g/kg of the weight read."""
+    ref = {"reference": f"Patient/{pid}"}
+    condition = {"resourceType": "Condition", "subject": ref, "clinicalStatus": {"coding": [{"code": "active"}]}}
+    return [patient(pid, "1960-01-15"),
+            {**condition, "id": "dm", "code": {"coding": [{"system": ICD10, "code": "E11.9"}]}, "recordedDate": "2005-01-01"},
+            {**condition, "id": "neu", "code": {"coding": [{"system": ICD10, "code": "E11.44"}]},
+             "clinicalStatus": {"coding": [{"code": "relapse"}]}, "recordedDate": "2026-11-10"},
+            *[ivig(f"iv{k}", pid, f"2025-03-0{k + 3}", 30) for k in range(5)],
+            {"resourceType": "Observation", "id": "resp", "status": "final", "subject": ref, "effectiveDateTime": "2025-04-01",
+             "code": {"coding": [{"system": "https://w3id.org/neuropathy-kg/CodeSystem/concepts", "code": "ivig-response"}]}, "valueBoolean": True},
+            observation("cr", pid, "2160-0", 1.0, "mg/dL", "2026-11-10"), observation("a1c", pid, "4548-4", 6.8, "%", "2026-11-01")]
+
+
+def _read_both_ways(tmp_path: Path, resources: list[dict], name: str):
+    """(patients, error lines) of the resources as NDJSON and as a Bundle."""
+    out = []
+    write(tmp_path / f"{name}.ndjson", resources)
+    out.append(read_patients([str(tmp_path / f"{name}.ndjson")]))
+    (tmp_path / f"{name}.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                                       "entry": [{"resource": r} for r in resources]}))
+    out.append(read_patients([str(tmp_path / f"{name}.json")]))
+    return [(patients, [one_line(e) for e in errors]) for patients, errors in out]
+
+
+def _repeat_ivig(document: dict) -> list[dict]:
+    return [a for p in document["patients"] for a in p.get("actions", []) if a.get("id") == "repeat-ivig"]
+
+
+def test_a_resource_twice_with_different_content_and_no_version_is_not_read(tmp_path):
+    """Weight 75 kg and 100 kg as one Observation/w: no dose from either, in either order, on either engine,
+    in NDJSON and in a Bundle; one line names the later copy."""
+    documents = set()
+    for order, (first, second) in enumerate(((75, 100), (100, 75))):
+        resources = [*responder(), observation("w", "A", "29463-7", first, "kg", "2026-11-10"), observation("cr2", "A", "2160-0", 1.0, "mg/dL", "2026-11-10"),
+                     observation("w", "A", "29463-7", second, "kg", "2026-11-10")]
+        for patients, errors in _read_both_ways(tmp_path, resources, f"w{order}"):
+            assert weights(graph_of(patients, "A")) == []
+            assert len(errors) == 1 and "Observation/w appears 2 times for patient A with different content and no version to tell the latest: none is read" in errors[0]
+            assert f"w{order}.ndjson:14:" in errors[0] or f"w{order}.json" in errors[0], "the later copy's line"
+            for engine in ("rdflib", "oxigraph"):
+                document = pipeline.recommend(patients, DAY, engine)
+                assert not [a for a in _repeat_ivig(document) if "dailyAmount" in json.dumps(a)], "no IVIG dose from a contested weight"
+                documents.add(json.dumps(document, sort_keys=True))
+    assert len(documents) == 1, "the same output in both orders, both formats, both engines"
+    spooled = [p for b in batch.batches([str(tmp_path / "w0.ndjson")], 10) for p in b.patients]
+    assert weights(graph_of(spooled, "A")) == [], "the batch path (a patient's lines in one bucket) as well"
+
+
+def test_identical_copies_count_once_silently_and_patients_are_exempt(tmp_path):
+    resources = [*responder(), observation("w", "A", "29463-7", 75, "kg"), observation("w", "A", "29463-7", 75, "kg"),
+                 patient("A", "1990-06-01", "female")]
+    for patients, errors in _read_both_ways(tmp_path, resources, "same"):
+        assert errors == [] and weights(graph_of(patients, "A")) == [75.0]
+        graph = graph_of(patients, "A")
+        assert len(set(graph.objects(None, NKG.birthDate))) == 2, "conflicting Patient resources reach the store (00-conflicting-patient-records.ru)"
+
+
+@pytest.mark.parametrize("meta_old, meta_new", [
+    ({"versionId": "1"}, {"versionId": "2"}),
+    ({"versionId": "9", "lastUpdated": "2026-11-10T08:00:00Z"}, {"versionId": "10", "lastUpdated": "2026-11-09T08:00:00Z"}),  # numeric, not text
+    ({"lastUpdated": "2026-11-10T08:00:00+02:00"}, {"lastUpdated": "2026-11-10T07:00:00Z"}),
+])
+def test_a_resource_twice_in_versions_is_read_in_its_latest(tmp_path, meta_old, meta_new):
+    old = {**observation("w", "A", "29463-7", 100, "kg"), "meta": meta_old}
+    new = {**observation("w", "A", "29463-7", 75, "kg"), "meta": meta_new}
+    for order, pair in enumerate(([old, new], [new, old])):
+        for patients, errors in _read_both_ways(tmp_path, [*responder(), *pair], f"v{order}"):
+            assert errors == [] and weights(graph_of(patients, "A")) == [75.0]
+
+
+def test_a_versionless_tie_reads_none(tmp_path):
+    one = {**observation("w", "A", "29463-7", 100, "kg"), "meta": {"versionId": "3"}}
+    other = {**observation("w", "A", "29463-7", 75, "kg"), "meta": {"versionId": "3"}}
+    for patients, errors in _read_both_ways(tmp_path, [*responder(), one, other], "tie"):
+        assert weights(graph_of(patients, "A")) == [] and len(errors) == 1
+
+
+def test_an_administration_twice_with_different_doses(tmp_path):
+    """IVIG iv0 at 30 g and again at 60 g: not the last one read (D3); with versions, the latest."""
+    seen = set()
+    for order in (0, 1):
+        twice = [ivig("iv0", "A", "2025-03-03", 60)]
+        resources = responder() + twice if order == 0 else twice + responder()
+        for patients, errors in _read_both_ways(tmp_path, resources, f"a{order}"):
+            assert len(errors) == 1 and "MedicationAdministration/iv0 appears 2 times" in errors[0]
+            seen.add(tuple(courses(graph_of(patients, "A"))))
+    assert seen == {(("2025-03-04", "2025-03-07", 4, 30.0),)}
+    later = ivig("iv0", "A", "2025-03-03", 60, meta={"versionId": "2"})
+    versioned = [r if r.get("id") != "iv0" else {**r, "meta": {"versionId": "1"}} for r in responder()]
+    patients, errors = _read_both_ways(tmp_path, [later, *versioned], "a2")[0]
+    assert errors == [] and courses(graph_of(patients, "A")) == [("2025-03-03", "2025-03-07", 5, 36.0)]
+
+
+def test_a_condition_twice_relapse_and_remission(tmp_path):
+    """Condition/neu as relapse and as remission, same date: neither is read, so no repeat IVIG from a
+    contested relapse, in either order."""
+    remission = {**responder()[2], "clinicalStatus": {"coding": [{"code": "remission"}]}}
+    documents = set()
+    for order in (0, 1):
+        resources = [*responder(), observation("w", "A", "29463-7", 75, "kg")]
+        resources = resources + [remission] if order == 0 else [remission] + resources
+        for patients, errors in _read_both_ways(tmp_path, resources, f"c{order}"):
+            assert len(errors) == 1 and "Condition/neu appears 2 times" in errors[0]
+            document = pipeline.recommend(patients, DAY)
+            assert _repeat_ivig(document) == []
+            documents.add(json.dumps(document, sort_keys=True))
+    assert len(documents) == 1

@@ -61,6 +61,10 @@ class Vocabulary:
     decided_by_code: frozenset[str] = frozenset()
     #: concept -> words of which text must hold one before the concept is recognised by words (nkg:textMatchRequires).
     required_words: dict[URIRef, tuple[re.Pattern, ...]] = field(default_factory=dict)
+    #: concept -> words that, just before a required word, negate it ("not diabetic"; nkg:textMatchNegatedBy).
+    negations: dict[URIRef, re.Pattern] = field(default_factory=dict)
+    #: concept -> the words of the concepts whose words anywhere in a text exclude it (nkg:textMatchExcludedBy).
+    excluded_by: dict[URIRef, re.Pattern] = field(default_factory=dict)
 
 
 @cache
@@ -97,6 +101,17 @@ def vocabulary() -> Vocabulary:
         for concept, closure in classes.items()
         if any(True for cls in closure for _w in g.objects(cls, NKG.textMatchRequires))
     }
+    # A negation word counts where it ends just before the required word, apart from it by spaces or a hyphen.
+    negations = {}
+    for concept, closure in classes.items():
+        words = sorted({str(w).lower() for cls in closure for w in g.objects(cls, NKG.textMatchNegatedBy)})
+        if words:
+            negations[concept] = re.compile(rf"(?<![a-z0-9])(?:{'|'.join(map(re.escape, words))})[\s-]*$")
+    excluded_by = {}
+    for concept in set(g.subjects(NKG.textMatchExcludedBy, None)):
+        words = [pattern.pattern for pattern, _text, other in compiled if other in set(g.objects(concept, NKG.textMatchExcludedBy))]
+        if words:
+            excluded_by[concept] = re.compile("|".join(f"(?:{w})" for w in words))
     conventions = json.loads((resources.files(__package__) / "fhir_conventions.json").read_text(encoding="utf-8"))
     unit_of = {spelling.lower(): ucum for ucum, spellings in conventions["unit_synonyms"].items() for spelling in spellings}
     return Vocabulary(
@@ -105,6 +120,7 @@ def vocabulary() -> Vocabulary:
         ivig_gap_days=int(g.value(NKG["dose-ivig"], NKG.courseMaxGapDays)),
         ivig_days=int(g.value(NKG["dose-ivig"], NKG.days)),
         conventions=conventions, unit_of=unit_of, decided_by_code=decided_by_code, required_words=required_words,
+        negations=negations, excluded_by=excluded_by,
     )
 
 
@@ -246,11 +262,21 @@ def _recognise(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabul
     if text and vocab.any_label.search(text):
         for pattern, _label, candidate in vocab.labels:  # the longest words first
             if fits(candidate) and pattern.search(text):
-                # A neuropathy found by words is in scope only when the words say diabetic (fhir-input.md).
+                excluding = vocab.excluded_by.get(candidate)
+                if excluding is not None and excluding.search(text):
+                    continue  # "Rho(D) immune globulin intravenous": the hyperimmune words exclude IVIG's
+                # A neuropathy found by words is in scope only when the words say diabetic (fhir-input.md),
+                # not where they say the opposite ("not diabetic", "without diabetes").
                 required = vocab.required_words.get(candidate)
-                if required is None or any(word.search(text) for word in required):
+                if required is None or _says_one(text, required, vocab.negations.get(candidate)):
                     return candidate
     return None
+
+
+def _says_one(text: str, words: tuple[re.Pattern, ...], negation: re.Pattern | None) -> bool:
+    """The text holds one of the words, not just after a negation word."""
+    return any(negation is None or not negation.search(text, 0, match.start())
+               for word in words for match in word.finditer(text))
 
 
 # ---------------------------------------------------------------- the converter
@@ -670,6 +696,76 @@ def _resources(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | 
     return found, problems
 
 
+def _content_key(resource: dict) -> bytes | str:
+    try:
+        return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer over 64 bits
+        return json.dumps(resource, sort_keys=True, default=str)
+
+
+def _version(resource: dict) -> int | None:
+    version = (resource.get("meta") or {}).get("versionId") if isinstance(resource.get("meta"), dict) else None
+    return int(version) if isinstance(version, (str, int)) and not isinstance(version, bool) and str(version).isdigit() else None
+
+
+def _last_updated(resource: dict) -> dt.datetime | None:
+    stamp = (resource.get("meta") or {}).get("lastUpdated") if isinstance(resource.get("meta"), dict) else None
+    try:
+        moment = dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def _latest(versions: list[dict]) -> dict | None:
+    """The one later than every other of a resource's differing versions, by meta.versionId (numeric), else
+    by meta.lastUpdated; None where neither tells (missing on one, or the latest held twice)."""
+    for order in (_version, _last_updated):
+        keys = [order(v) for v in versions]
+        if any(k is None for k in keys):
+            continue
+        top = max(keys)
+        if keys.count(top) == 1:
+            return versions[keys.index(top)]
+    return None
+
+
+def _counted_once(resources: list[tuple[str | None, dict, str]], directory: PatientDirectory, problems: list[InputError]
+                  ) -> list[tuple[str | None, dict, str]]:
+    """fhir-input.md: the same resource (type and id) given twice for one patient counts once. Identical
+    copies are one; differing ones are read only in their latest version (meta.versionId, else
+    meta.lastUpdated), and where no version tells the latest none is read and one line says so, so that no
+    rule uses a contested value (a weight, a dose, a relapse). Patient resources are exempt: differing ones
+    all reach the store, where queries/facts/00-conflicting-patient-records.ru reports them."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for index, (_url, resource, _where) in enumerate(resources):
+        kind, ident = resource.get("resourceType"), resource.get("id")
+        if kind == "Patient" or ident is None or ident == "":
+            continue
+        target = line_key(resource)
+        pid, _why = directory.resolve(target)
+        groups[(str(kind), str(ident), pid if pid is not None else repr(target))].append(index)
+    dropped: set[int] = set()
+    for (kind, ident, pid), indices in groups.items():
+        if len(indices) < 2:
+            continue
+        distinct: dict[bytes | str, int] = {}
+        for index in indices:
+            distinct.setdefault(_content_key(resources[index][1]), index)
+        if len(distinct) == 1:
+            dropped.update(indices[1:])
+            continue
+        latest = _latest([resources[index][1] for index in distinct.values()])
+        keep = next((i for i in distinct.values() if resources[i][1] is latest), None)
+        dropped.update(i for i in indices if i != keep)
+        if keep is None:
+            problems.append(InputError(resources[indices[-1]][2], f"{kind}/{ident} appears {len(indices)} times for patient {pid} "
+                                       "with different content and no version to tell the latest: none is read"))
+    return [item for index, item in enumerate(resources) if index not in dropped]
+
+
 def to_patients(name: str, data: bytes, ndjson: bool = False, sources: tuple[str, ...] | None = None
                 ) -> tuple[list[Patient], list[InputError], int]:
     """The patients of one FHIR input (their N-Triples, by patient id), the problems met in it (bad
@@ -699,6 +795,7 @@ def _convert(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | No
     vocab = vocabulary()
     converter = _Converter(name=name, vocab=vocab, problems=problems)
     converter.index([(url, resource) for url, resource, _where in resources])
+    resources = _counted_once(resources, converter.directory, problems)
     skipped: list[tuple[str, str]] = []
     for _url, resource, where in resources:
         label = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
