@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Iterator
@@ -464,15 +465,19 @@ class _Converter:
         return concept_of(codeable, DRUG_CLASSES, self.vocab), " ".join(_texts(codeable))
 
     def _MedicationRequest(self, resource: dict) -> None:
-        self._medication(resource, (resource.get("dosageInstruction") or [None])[0])
+        self._medication(resource, resource.get("dosageInstruction"))
 
     def _MedicationStatement(self, resource: dict) -> None:
-        self._medication(resource, (resource.get("dosage") or [None])[0])
+        self._medication(resource, resource.get("dosage"))
 
     def _MedicationAdministration(self, resource: dict) -> None:
         self._medication(resource, resource.get("dosage"))
 
-    def _medication(self, resource: dict, dosage: dict | None) -> None:
+    def _medication(self, resource: dict, dosages: dict | list | None) -> None:
+        """A medication resource; ``dosages``: its Dosage (an administration) or its list of Dosages (a
+        request or statement: those given at once are summed, see daily_dose)."""
+        concurrent = dosages if isinstance(dosages, list) else [dosages] if dosages is not None else []
+        dosage = concurrent[0] if concurrent and isinstance(concurrent[0], dict) else None
         drug, text = self._medication_concept(resource)
         patient = self._owner(resource)
         if drug is None or patient is None:
@@ -490,7 +495,10 @@ class _Converter:
             return
         iri = self.record(resource, NKG.MedicationUse, patient)
         self.add(iri, NKG.drug, _iri(drug))
-        amount, unit = daily_dose(dosage, text, self.vocab, per_administration=(kind == "MedicationAdministration"))
+        if kind == "MedicationAdministration":
+            amount, unit = daily_dose(dosage, text, self.vocab, per_administration=True)
+        else:
+            amount, unit = concurrent_daily_dose(concurrent, text, self.vocab)
         if amount is not None:
             self.add(iri, NKG.dailyDose, _number(amount))
             self.add(iri, NKG.unit, _string(unit) if unit else None)
@@ -606,6 +614,22 @@ def _grams(amount: float | None, unit: str | None) -> float | None:
 STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(MG|G|MCG|UG)\b(?!\s*/)", re.IGNORECASE)
 
 
+def concurrent_daily_dose(dosages: list, drug_text: str, vocab: Vocabulary) -> tuple[float | None, str | None]:
+    """The daily dose of a request's or statement's Dosages: those taken at the same time (the first one's
+    ``sequence``, or all where none is numbered: 75 mg in the morning and 225 mg at night) are summed;
+    later sequences (a titration's next steps) are not the current dose. (None, None) where one of them
+    cannot be read or their units differ: no partial sum is ever taken for the dose."""
+    current = [d for d in dosages if isinstance(d, dict)]
+    if not current:
+        return None, None
+    first = current[0].get("sequence")
+    current = [d for d in current if d.get("sequence") == first]
+    read = [daily_dose(d, drug_text, vocab) for d in current]
+    if any(amount is None for amount, _unit in read) or len({unit for _amount, unit in read}) != 1:
+        return (None, None) if len(read) > 1 else read[0]
+    return sum(amount for amount, _unit in read), read[0][1]
+
+
 def daily_dose(dosage: dict | None, drug_text: str, vocab: Vocabulary, per_administration: bool = False) -> tuple[float | None, str | None]:
     """(amount per day, UCUM unit) from a Dosage: dose x frequency / period, or a timing code; a tablet
     count is multiplied by the strength in the drug's name. (None, None) where it cannot be told."""
@@ -618,6 +642,8 @@ def daily_dose(dosage: dict | None, drug_text: str, vocab: Vocabulary, per_admin
     if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) or isinstance(quantity.get("value"), bool):
         return None, None
     amount, unit = float(quantity["value"]), unit_of(quantity, vocab)
+    if not unit and amount > vocab.conventions["unitless_count_max"]:
+        return None, None  # an amount that lost its unit, not a count of tablets (fhir_conventions.json)
     if unit.lower() in vocab.conventions["count_units"]:
         strength = STRENGTH.search(drug_text or "")
         if strength is None:
@@ -629,21 +655,23 @@ def daily_dose(dosage: dict | None, drug_text: str, vocab: Vocabulary, per_admin
     per_day = _times_per_day(dosage.get("timing") or {}, vocab)
     if per_day is None:
         return None, None
-    return amount * per_day, unit
+    return float(Fraction(amount) * per_day), unit
 
 
-def _times_per_day(timing: dict, vocab: Vocabulary) -> float | None:
+def _times_per_day(timing: dict, vocab: Vocabulary) -> Fraction | None:
+    """Administrations a day, exactly (fractions: every 12 h is 2, not 1.9999999999999998)."""
     repeat = timing.get("repeat") or {}
     if "frequency" in repeat or "period" in repeat:
         frequency = repeat.get("frequencyMax") or repeat.get("frequency") or 1
         period = repeat.get("period") or 1
         days = vocab.conventions["period_unit_days"].get(repeat.get("periodUnit", "d"))
-        if days is None or not period:
+        if days is None or not period or not isinstance(frequency, (int, float)) or not isinstance(period, (int, float)):
             return None
-        return float(frequency) / (float(period) * float(days))
+        return Fraction(frequency) / (Fraction(period) * Fraction(days))
     code = _code(timing.get("code"))
     if code:
-        return vocab.conventions["timing_codes_per_day"].get(code.upper())
+        per_day = vocab.conventions["timing_codes_per_day"].get(code.upper())
+        return Fraction(per_day).limit_denominator(1000) if per_day is not None else None
     return None
 
 
