@@ -397,3 +397,76 @@ def test_reduce_to_renal_dose_above_the_band_maximum(engine, dose, band, reduce)
     assert ("reduce-to-renal-dose" in actions) is reduce
     if reduce:
         assert actions["reduce-to-renal-dose"]["dose"]["maxDailyAmount"] == (150 if band == "15-29" else 600)
+
+
+# Clinical second edition (issue 15, review2 entry 5): plausibility ranges and rules are for adults. An
+# observation dated before nkg:adulthood's 6575 days from the birth date (the 18th birthday) is a child's:
+# not reported out of range and never used (a child's weight never doses the adult).
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("date", "reported"), [("1978-01-14", False), ("1978-01-15", True)])
+def test_infant_weight_is_not_out_of_range_before_the_18th_birthday(engine, date, reported):
+    # born 1960-01-15: 1978-01-15 is day 6575 (five leap days), the first day counted as adult
+    body = SYMMETRIC + obs("baby", "body-weight", 9.7, date, "kg")
+    _rec, findings, _actions = evaluate(body, engine)
+    assert ("data-value-out-of-range:violation" in findings) is reported
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("date", "used"), [("1978-01-14", False), ("1978-01-15", True)])
+def test_a_weight_from_before_the_18th_birthday_never_doses(engine, date, used):
+    # born 1960-01-15, the only weight 70 kg is dated the day before or on day 6575 (the 18th birthday)
+    patient = PATIENT.format(birth="1960-01-15", sex="male", weight=70).replace("2026-11-01", date)
+    text = PREFIXES + patient + (ASYMMETRIC_RELAPSE + CREATININE + RESPONDER).replace("{status}", "relapse")
+    patients = split_patients("case.ttl", rdflib.Graph().parse(data=text, format="turtle"))
+    recommendation, validation = assess(patients, AS_OF, engine)
+    rec = recommendation["patients"][0]
+    findings = {f"{f['id']}:{f['severity']}" for f in validation["patients"][0]["findings"]}
+    actions = {a["id"]: a for a in rec["actions"]}
+    assert "repeat-ivig" in actions
+    assert not any(f.startswith("data-value-out-of-range") for f in findings)
+    if used:
+        assert rec["facts"]["weightKg"] == 70
+        assert actions["repeat-ivig"]["dose"]["dailyAmount"] == 28
+    else:
+        assert rec["facts"]["weightKg"] is None
+        assert "dose" not in actions["repeat-ivig"]
+        assert "data-missing-body-weight:warning" in findings
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_glycemic_message_and_rationale_round_hba1c_and_word_an_undated_relapse(engine):
+    # 64 mmol/mol = 8.00672% (review1 D7): two decimals in the message; a relapse without a date is
+    # "since an unrecorded date" in the rationale, as validate words it
+    body = (ASYMMETRIC_RELAPSE.replace(' ; nkg:recordedDate "2026-11-01"^^xsd:date', "") + CREATININE + RESPONDER
+            + obs("a1c", "hba1c", 64, "2026-11-02", "mmol/mol"))
+    text = PREFIXES + PATIENT.format(birth="1960-01-15", sex="male", weight=70) + body.replace("{status}", "relapse")
+    patients = split_patients("case.ttl", rdflib.Graph().parse(data=text, format="turtle"))
+    recommendation, validation = assess(patients, AS_OF, engine)
+    messages = [f["message"] for f in validation["patients"][0]["findings"] if f["id"] == "glycemic-control-neglected"]
+    assert len(messages) == 1 and "HbA1c 8.01% on 2026-11-02" in messages[0], messages
+    actions = {a["id"]: a for a in recommendation["patients"][0]["actions"]}
+    for action in ("repeat-ivig", "monitor-ivig-adverse-effects"):
+        assert "since an unrecorded date" in actions[action]["rationale"], actions[action]["rationale"]
+        assert "since not recorded" not in actions[action]["rationale"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("last_day_before", "current"), [(1, False), (0, True)])
+def test_a_planned_course_ended_before_the_assessment_date_is_no_current_plan(engine, last_day_before, current):
+    # review1 D5: an active IVIG plan whose days are all past and that was never given neither dates the
+    # reassessments nor answers the relapse; one whose last day is the assessment date still does
+    end = AS_OF - dt.timedelta(days=last_day_before)
+    start = end - dt.timedelta(days=4)
+    body = (ASYMMETRIC_RELAPSE.replace("2026-11-01", "2026-09-01") + CREATININE + RESPONDER
+            + course("plan", start.isoformat(), end.isoformat(), 28, status="planned"))
+    _rec, findings, actions = evaluate(body, engine)
+    reassessments = ("reassess-pain-2-weeks", "reassess-pain-1-month", "assess-motor-function-1-month")
+    assert all(a in actions for a in reassessments)
+    assert "repeat-ivig" in actions, "no course given since the relapse, planned or not"
+    assert ("withheld-repeat-ivig:violation" in findings) is not current
+    assert "is recommended" in actions["monitor-ivig-adverse-effects"]["rationale"]
+    if current:
+        assert actions["reassess-pain-2-weeks"]["due"] == (end + dt.timedelta(days=14)).isoformat()
+    else:
+        assert all("due" not in actions[a] for a in reassessments), "no due date from an expired plan"
+        assert all("recommended" in actions[a]["rationale"] for a in reassessments)

@@ -3,7 +3,7 @@
 #   mmol/mol to %), nkg:plausibleMin/Max), and nkg:dailyDoseMg for medication uses
 #   and IVIG courses (nkg:daily-drug-amount conversions).
 # Serves: every rule that reads a measurement or a dose. Values that do not convert, are implausible,
-#   or are dated after the assessment date get none, so no rule (and no dose) ever uses them; the
+#   are dated after the assessment date, or are a child's (before the 18th birthday, nkg:adulthood) get none, so no rule (and no dose) ever uses them; the
 #   data-unit-not-convertible, data-value-out-of-range and data-date-in-future shapes report them.
 # Arithmetic is in xsd:double (Oxigraph drops non-terminating xsd:decimal divisions).
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
@@ -14,6 +14,13 @@ WHERE {
   ?obs nkg:value ?raw ; nkg:code ?kind ; nkg:day ?day .
   nkg:assessment nkg:assessmentDay ?today .
   FILTER(?day <= ?today)
+  # A child's observation (dated before nkg:adulthood's windowDays from the birth date, the 18th birthday)
+  # gets no normal value: the ranges and every rule (doses by weight, Cockcroft-Gault) are for adults, and
+  # a child's weight must never dose the adult. Without a birth date day the record counts as an adult's.
+  FILTER NOT EXISTS {
+    ?obs nkg:subject ?patient . ?patient nkg:birthDay ?birthDay . nkg:adulthood nkg:windowDays ?adultDays .
+    FILTER(?day < ?birthDay + ?adultDays)
+  }
   OPTIONAL { ?obs nkg:unit ?recordedUnit }
   BIND(COALESCE(STR(?recordedUnit), "") AS ?unit)
   ?conversion nkg:forConcept ?kind ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .

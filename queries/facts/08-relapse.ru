@@ -8,7 +8,8 @@
 #   disease); relapse-status conditions count only as the latest record of their code (nkg:activeCondition); else the day after the last given course (the relapse counts as after
 #   it). See docs/decisions.md: the catalogue's "first such VAS" alone would date a relapse recorded
 #   months before the next pain score too late and call the course given for it "withheld".
-#   A course "since the relapse" is given or planned and starts on or after the relapse day.
+#   A course "since the relapse" is given or planned and starts on or after the relapse day; a planned
+#   one only while its last day is not before the assessment date (an expired, never-given plan is none).
 #   Repeat IVIG is indicated for an eligible patient in relapse with the asymmetric phenotype, a previous
 #   response, no recorded immune globulin intolerance, and no course given since the relapse.
 # Serves: every relapse action, repeat-ivig, monitor-ivig-adverse-effects, reassess-*, withheld-repeat-ivig,
@@ -116,6 +117,13 @@ WHERE {
   OPTIONAL { ?patient nkg:relapseDay ?relapseDay }
   ?course a nkg:IvigCourse ; nkg:subject ?patient ; nkg:status ?status ; nkg:startDay ?start .
   FILTER(STR(?status) IN ("given", "planned") && ?start >= COALESCE(?relapseDay, 0))
+  # A planned course whose days are all before the assessment date and that was not given (a completed
+  # request is "given", 01c) is no current plan: it neither dates the reassessments nor answers the
+  # relapse (review1 D5). Its last day: the end date, else start + infusion days - 1, else the start.
+  OPTIONAL { ?course nkg:endDay ?endDay }
+  OPTIONAL { ?course nkg:infusionDays ?infusionDays }
+  nkg:assessment nkg:assessmentDay ?today .
+  FILTER(STR(?status) = "given" || COALESCE(?endDay, ?start + ?infusionDays - 1, ?start) >= ?today)
 } ;
 
 INSERT { ?patient nkg:repeatIvigIndicated true }
