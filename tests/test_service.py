@@ -94,11 +94,11 @@ def test_cards_are_well_formed_and_stable(client):
         assert "**Evidence**" in card["detail"]
         for suggestion in card.get("suggestions", []):
             assert card["selectionBehavior"] == "at-most-one"
-            (action,) = suggestion["actions"]
-            assert action["type"] == "create"
-            resource = action["resource"]
-            MODELS[resource["resourceType"]].model_validate(resource)
-            assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/carmen"}
+            *stops, action = suggestion["actions"]
+            assert action["type"] == "create" and all(stop["type"] == "update" for stop in stops)
+            for resource in [action["resource"]] + [stop["resource"] for stop in stops]:
+                MODELS[resource["resourceType"]].model_validate(resource)
+                assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/carmen"}
     ivig = next(c for c in cards if c["source"]["topic"]["code"] == "repeat-ivig")
     request = ivig["suggestions"][0]["actions"][0]["resource"]
     assert request["resourceType"] == "MedicationRequest" and request["status"] == "draft"
@@ -418,3 +418,39 @@ def test_the_serve_command_starts_the_service_on_loopback():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _suggestion_of(cards: list[dict], action_id: str) -> dict:
+    return next(c for c in cards if c["source"]["topic"]["code"] == action_id)["suggestions"][0]
+
+
+def test_a_dose_change_stops_the_current_order_rather_than_adding_a_second(client):
+    """review2 entry 13: carmen (CrCl 25, pregabalin 300 mg/day active as carmen-6): accepting
+    reduce-to-renal-dose must not leave 300 mg/day next to the new 75 mg/day."""
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    suggestion = _suggestion_of(cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen, "2026-11-24")),
+                                "reduce-to-renal-dose")
+    stops = [a for a in suggestion["actions"] if a["type"] == "update"]
+    current = [r for r in carmen if r["resourceType"] == "MedicationRequest" and r.get("status") == "active"
+               and "pregabalin" in json.dumps(r).lower()]
+    assert current and sorted(a["resource"]["id"] for a in stops) == sorted(r["id"] for r in current)
+    assert all(a["resource"]["status"] == "stopped" and a["resource"]["resourceType"] == "MedicationRequest" for a in stops)
+    MedicationRequest.model_validate(stops[0]["resource"])
+    assert [a["type"] for a in suggestion["actions"]][-1] == "create" and suggestion["isRecommended"] is True
+
+
+def test_a_dose_change_of_a_drug_known_only_from_a_statement_is_not_recommended(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    statement = []
+    for r in carmen:
+        if r["resourceType"] == "MedicationRequest" and r.get("status") == "active" and "pregabalin" in json.dumps(r).lower():
+            r = {k: v for k, v in r.items() if k not in ("intent", "authoredOn", "dosageInstruction", "requester", "subject")}
+            dosage = next(x for x in carmen if x.get("id") == r["id"]).get("dosageInstruction")
+            r.update({"resourceType": "MedicationStatement", "subject": {"reference": "Patient/carmen"},
+                      "dosage": dosage, "effectiveDateTime": "2026-10-01"})
+        statement.append(r)
+    cards = cards_of(client, "patient-view", hook_request("patient-view", "carmen", statement, "2026-11-24"))
+    card = next(c for c in cards if c["source"]["topic"]["code"] == "reduce-to-renal-dose")
+    assert card["suggestions"][0]["isRecommended"] is False
+    assert all(a["type"] == "create" for a in card["suggestions"][0]["actions"])
+    assert "MedicationStatement/" in card["detail"] and "does not replace it" in card["detail"]

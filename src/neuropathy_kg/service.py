@@ -294,8 +294,42 @@ def _suggested(resource: dict, patient_id: str) -> dict:
     return created
 
 
-def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, as_of: dt.date) -> list[dict]:
-    """A card per action of the $apply RequestGroup, each suggesting the request the action proposes."""
+def current_orders(patient, drug: str) -> list[str]:
+    """The patient's active medication records of ``drug`` (a catalogue local name), as the FHIR reader
+    wrote them (nkg:MedicationUse, nkg:drug, nkg:status "active"): their record IRIs."""
+    from rdflib import Literal, URIRef
+    from rdflib.namespace import RDF
+
+    graph, drug_iri = patient.graph, URIRef(NKG + drug)
+    return sorted(str(use) for use in graph.subjects(URIRef(NKG + "drug"), drug_iri)
+                  if (use, RDF.type, URIRef(NKG + "MedicationUse")) in graph
+                  and (use, URIRef(NKG + "status"), Literal("active")) in graph)
+
+
+def _stops(records: list[str], resources: list[dict]) -> tuple[list[dict], list[str]]:
+    """CDS Hooks ``update`` actions that stop the current MedicationRequests (their prefetch resource
+    with status "stopped"), and the records that cannot be stopped so (a MedicationStatement, an order
+    not in the request's data): those the clinician must change by hand."""
+    requests = {r.get("id"): r for r in resources if r.get("resourceType") == "MedicationRequest"}
+    actions, unidentified = [], []
+    for record in records:
+        kind, rid = record.rsplit("/", 2)[-2:]  # the converter's records end in /MedicationRequest/<id>
+        resource = requests.get(rid) if kind == "MedicationRequest" else None
+        if resource is None:
+            unidentified.append(record)
+            continue
+        actions.append({"type": "update", "description": f"Stop the current order MedicationRequest/{rid}",
+                        "resource": {**resource, "status": "stopped"}})
+    return actions, unidentified
+
+
+def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, as_of: dt.date,
+                 patient=None, resources: list[dict] | None = None) -> list[dict]:
+    """A card per action of the $apply RequestGroup, each suggesting the request the action proposes.
+    A medication the patient is already on (an active record of the same drug) is a dose change: the
+    suggestion also stops the current order(s), or, where one cannot be identified, is not recommended
+    and the card says the current order must be changed."""
+    data = resources or []
     resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
     group = next(r for r in resources.values() if r["resourceType"] == "RequestGroup")
     by_id = {action["id"]: action for action in result["actions"]}
@@ -312,10 +346,19 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         lines.append(_citations_markdown(action["citations"]))
         card = _card(uid, entry, action["label"], "info", "\n\n".join(line for line in lines if line))
         draft = request["status"] == "draft"
+        stops, unidentified = [], []
+        drug = (action.get("dose") or {}).get("drug")
+        if request["resourceType"] == "MedicationRequest" and drug and patient is not None:
+            stops, unidentified = _stops(current_orders(patient, drug), data)
+        if unidentified:
+            named = ", ".join("/".join(record.rsplit("/", 2)[-2:]) for record in unidentified)
+            warning = (f"**Current order**: {drug} is already recorded as active ({named}); change or stop that "
+                       "order in the record: this suggestion does not replace it.")
+            card["detail"] = warning + "\n\n" + card["detail"]
         card["suggestions"] = [{"label": _summary(("Propose (incomplete): " if draft else "Propose: ") + action["label"]),
-                                "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft,
-                                "actions": [{"type": "create", "description": action["label"],
-                                             "resource": _suggested(request, patient_id)}]}]
+                                "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft and not unidentified,
+                                "actions": stops + [{"type": "create", "description": action["label"],
+                                                     "resource": _suggested(request, patient_id)}]}]
         card["selectionBehavior"] = "at-most-one"
         cards.append(card)
     return cards
@@ -324,7 +367,7 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
 def patient_view(resources: list[dict], patient_id: str, as_of: dt.date, source: str) -> list[dict]:
     """patient-view: read the patient from the resources, run the guideline, make the cards."""
     patient = patient_data(resources, patient_id, source)
-    return [] if patient is None else patient_view_cards(patient, patient_id, as_of)
+    return [] if patient is None else patient_view_cards(patient, patient_id, as_of, resources)
 
 
 def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_of: dt.date, source: str) -> list[dict]:
@@ -337,11 +380,11 @@ def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_
     return [] if after is None else order_select_cards(before, after, patient_id, as_of)
 
 
-def patient_view_cards(patient, patient_id: str, as_of: dt.date) -> list[dict]:
+def patient_view_cards(patient, patient_id: str, as_of: dt.date, resources: list[dict] | None = None) -> list[dict]:
     outcome = assess(patient, as_of)
     bundle = recommend_patient_bundle(outcome["recommend"], as_of.isoformat())
     return (finding_cards(outcome["validate"]["findings"], "patient-view", patient_id, as_of)
-            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of))
+            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of, patient, resources))
 
 
 def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[dict]:
