@@ -454,3 +454,37 @@ def test_a_dose_change_of_a_drug_known_only_from_a_statement_is_not_recommended(
     assert card["suggestions"][0]["isRecommended"] is False
     assert all(a["type"] == "create" for a in card["suggestions"][0]["actions"])
     assert "MedicationStatement/" in card["detail"] and "does not replace it" in card["detail"]
+
+
+def test_a_chunked_body_is_refused_at_the_limit_not_read_whole():
+    """review2 entry 6: a body without Content-Length is read chunk by chunk and refused as soon as it
+    passes the limit: the rest of the upload is never read."""
+    import asyncio
+
+    from neuropathy_kg.service import BadRequest, read_body
+
+    class Upload:
+        headers: dict = {}
+        read = 0
+
+        async def stream(self):
+            for _ in range(1000):  # 1000 MB offered
+                self.read += 1
+                yield b" " * (1 << 20)
+
+    upload = Upload()
+    with pytest.raises(BadRequest) as refused:
+        asyncio.run(read_body(upload, 2 << 20))
+    assert refused.value.status == 413 and "2 MB" in str(refused.value)
+    assert upload.read == 3
+
+
+def test_the_request_limit_is_configurable_and_answers_413_to_a_chunked_upload(client, monkeypatch):
+    monkeypatch.setenv("NEUROPATHY_KG_MAX_REQUEST_MB", "1")
+    body = json.dumps(hook_request("patient-view", "carmen", [], "2026-11-24")).encode()
+    padded = body[:-1] + b"," + b'"pad": "' + b"x" * (2 << 20) + b'"}'
+    response = client.post("/cds-services/patient-view", content=iter([padded[i:i + 65536] for i in range(0, len(padded), 65536)]),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "1 MB" in response.json()["error"]
+    monkeypatch.delenv("NEUROPATHY_KG_MAX_REQUEST_MB")
+    assert client.get("/cds-services").status_code == 200

@@ -25,6 +25,7 @@ import asyncio
 import collections
 import datetime as dt
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -66,6 +67,9 @@ FEEDBACK_KEPT = 10_000
 #: Requests whose JSON, patient and pipeline are worked on at once (the GIL lets about one run at a time).
 WORKERS = 4
 AS_OF_EXTENSION = "neuropathy-kg.asOf"
+#: The default request body limit in MB: a generous bound on one patient's prefetch (carmen's is 9 kB;
+#: the largest Synthea bundle of ../shared/data/synthea, decades of records, is 9.0 MB).
+DEFAULT_MAX_REQUEST_MB = 32
 
 
 class BadRequest(Exception):
@@ -138,6 +142,32 @@ def as_of_of(body: dict, default: dt.date | None) -> dt.date:
         except (TypeError, ValueError):
             raise BadRequest(400, f"extension.{AS_OF_EXTENSION} must be a date YYYY-MM-DD") from None
     return default or dt.datetime.now(dt.timezone.utc).date()
+
+
+def max_request_bytes() -> int:
+    """The largest request body read: NEUROPATHY_KG_MAX_REQUEST_MB (default DEFAULT_MAX_REQUEST_MB), read
+    at each request. A hook's prefetch is one patient's records; the 256 MB document limit of the CLI
+    would let a few concurrent uploads take the host's memory."""
+    try:
+        return max(1, int(os.environ.get("NEUROPATHY_KG_MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB))) << 20
+    except ValueError:
+        return DEFAULT_MAX_REQUEST_MB << 20
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request body, read chunk by chunk (a chunked upload declares no length): a 413 as soon as the
+    running total passes ``limit``, so no more than ``limit`` plus one chunk is ever held."""
+    too_large = BadRequest(413, f"the request is over the {limit >> 20} MB limit (NEUROPATHY_KG_MAX_REQUEST_MB)")
+    declared = request.headers.get("content-length") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------- data
@@ -456,7 +486,6 @@ def create_app(as_of: dt.date | None = None):
     from anyio import CapacityLimiter, to_thread
 
     from .batch import warm_up
-    from .load import max_document_bytes
 
     @asynccontextmanager
     async def lifespan(app):
@@ -481,13 +510,7 @@ def create_app(as_of: dt.date | None = None):
                         media_type="application/fhir+json" if fhir else "application/json")
 
     async def body_of(request: Request) -> dict:
-        limit = max_document_bytes()
-        declared = request.headers.get("content-length") or "0"
-        if declared.isdigit() and int(declared) > limit:
-            raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
-        raw = await request.body()
-        if len(raw) > limit:
-            raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
+        raw = await read_body(request, max_request_bytes())
         return await work(parse_json, raw)  # megabytes of prefetch: not on the event loop
 
     @app.exception_handler(BadRequest)
