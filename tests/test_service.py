@@ -290,6 +290,11 @@ MALFORMED = [
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}).encode(),
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "fhirServer": "file:///etc"}).encode(),
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "extension": {"neuropathy-kg.asOf": "soon"}}).encode(),
+    # review2 entry 7: a searchset whose entry is not a list, or whose entries hold no resource
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
+                "prefetch": {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": "notalist"}}}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
+                "prefetch": {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": 3}]}}}).encode(),
 ]
 
 
@@ -488,3 +493,23 @@ def test_the_request_limit_is_configurable_and_answers_413_to_a_chunked_upload(c
     assert response.status_code == 413 and "1 MB" in response.json()["error"]
     monkeypatch.delenv("NEUROPATHY_KG_MAX_REQUEST_MB")
     assert client.get("/cds-services").status_code == 200
+
+
+def test_a_prefetch_of_another_patient_than_the_context_is_400_naming_both(client):
+    """review2 entry 7: a mis-wired EHR (context.patientId other than the prefetch's Patient) is told so,
+    not answered an empty 200 indistinguishable from 'nothing to say'."""
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    body = hook_request("patient-view", "carmen", carmen, "2026-11-24")
+    body["context"]["patientId"] = "other"
+    response = client.post("/cds-services/patient-view", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert "Patient/carmen" in error and "Patient/other" in error and "\n" not in error
+
+
+def test_apply_data_whose_entry_is_not_a_list_is_400(client):
+    parameters = _parameters("carmen", [])
+    data = next(p for p in parameters["parameter"] if p["name"] == "data")
+    data["resource"]["entry"] = {"not": "a list"}
+    response = client.post("/PlanDefinition/$apply", json=parameters)
+    assert response.status_code == 400 and "data.entry" in response.json()["issue"][0]["diagnostics"]

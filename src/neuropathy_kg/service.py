@@ -117,6 +117,12 @@ def check_hook_request(service_id: str, body: dict) -> dict:
         for key, value in prefetch.items():
             if value is not None and not (isinstance(value, dict) and isinstance(value.get("resourceType"), str)):
                 raise BadRequest(400, f"prefetch.{key} must be a FHIR resource or null")
+            if value is not None:
+                check_bundle(value, f"prefetch.{key}")
+        for patient in resources_of(prefetch.get("patient")):
+            if patient.get("resourceType") == "Patient" and patient.get("id") != patient_id:
+                raise BadRequest(400, f"prefetch.patient is Patient/{patient.get('id')}, not the context's patient "
+                                      f"Patient/{patient_id}")
     if "fhirServer" in body:
         server = body["fhirServer"]
         if not isinstance(server, str) or urlsplit(server).scheme not in ("http", "https") or not urlsplit(server).netloc:
@@ -130,6 +136,20 @@ def check_hook_request(service_id: str, body: dict) -> dict:
         if orders.get("resourceType") != "Bundle" or not isinstance(orders.get("entry", []), list):
             raise BadRequest(400, "context.draftOrders must be a FHIR Bundle")
     return context
+
+
+def check_bundle(value: dict, what: str) -> None:
+    """A Bundle's entries are a list of objects, each resource an object with a resourceType: anything
+    else is a malformed request, not a patient without data."""
+    if value.get("resourceType") != "Bundle":
+        return
+    entries = value.get("entry", [])
+    if not isinstance(entries, list):
+        raise BadRequest(400, f"{what}.entry must be a list of entries, not {type(entries).__name__}")
+    for number, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)):
+            raise BadRequest(400, f"{what}.entry[{number}] must be an object whose resource is a FHIR resource")
 
 
 def as_of_of(body: dict, default: dt.date | None) -> dt.date:
@@ -451,6 +471,7 @@ def apply_parameters(body: dict, default: dt.date | None) -> tuple[str, list[dic
     data = (params.get("data") or {}).get("resource")
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise BadRequest(400, "data (a Bundle resource) is required")
+    check_bundle(data, "data")
     as_of = default or dt.datetime.now(dt.timezone.utc).date()
     if "asOf" in params:
         value = params["asOf"].get("valueDate") or params["asOf"].get("valueString")
