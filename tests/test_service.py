@@ -513,3 +513,22 @@ def test_apply_data_whose_entry_is_not_a_list_is_400(client):
     data["resource"]["entry"] = {"not": "a list"}
     response = client.post("/PlanDefinition/$apply", json=parameters)
     assert response.status_code == 400 and "data.entry" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "256.1.1.1"])
+def test_serve_on_a_port_in_use_or_a_bad_host_is_one_line_exit_2(host):
+    """review2 entry 10: uvicorn logged several lines and exited 3."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from neuropathy_kg.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--host", host, "--port", str(port)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, (result.exit_code, result.stderr)
+    assert lines[0].startswith("neuropathy-kg: serve: cannot listen on ") and f"{host}:{port}" in lines[0]

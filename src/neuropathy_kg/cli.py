@@ -716,9 +716,13 @@ def serve(host: str, port: int, as_of: str | None) -> None:
         import uvicorn  # noqa: F401
     except ImportError as error:
         _fail(f"serve needs the 'serve' extra (pip install 'neuropathy-kg[serve]'): {one_line(error)}")
-    from .service import serve as run
+    from .service import ServeError, serve as run
 
-    run(host, port, _as_of(as_of) if as_of else None)
+    date = _as_of(as_of) if as_of else None
+    try:
+        run(host, port, date)
+    except ServeError as error:  # the address cannot be listened on
+        _fail(str(error))
 
 
 @main.command()

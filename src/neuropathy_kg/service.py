@@ -80,6 +80,10 @@ class BadRequest(Exception):
         self.status = status
 
 
+class ServeError(Exception):
+    """The service cannot start (its address cannot be listened on): a one-line reason."""
+
+
 # ---------------------------------------------------------------- discovery
 
 def discovery() -> dict:
@@ -596,7 +600,29 @@ def create_app(as_of: dt.date | None = None):
     return app
 
 
+def listening_socket(host: str, port: int):
+    """The socket serve listens on, bound here rather than by uvicorn, which logs an unusable address
+    over several lines and exits 3: a port in use or an unknown host is ServeError's one line instead."""
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise ServeError(f"serve: cannot listen on {host}:{port}: {error.strerror or one_line(error)}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: no wait after a restart
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise ServeError(f"serve: cannot listen on {host}:{port}: {error.strerror or one_line(error)}") from None
+    return sock
+
+
 def serve(host: str, port: int, as_of: dt.date | None = None) -> None:
+    """Run the service until interrupted; ServeError (one line) if the address cannot be listened on."""
     import uvicorn
 
-    uvicorn.run(create_app(as_of), host=host, port=port, log_level="info")
+    sock = listening_socket(host, port)
+    server = uvicorn.Server(uvicorn.Config(create_app(as_of), log_level="info"))
+    server.run(sockets=[sock])
