@@ -532,3 +532,29 @@ def test_serve_on_a_port_in_use_or_a_bad_host_is_one_line_exit_2(host):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, (result.exit_code, result.stderr)
     assert lines[0].startswith("neuropathy-kg: serve: cannot listen on ") and f"{host}:{port}" in lines[0]
+
+
+def test_apply_names_the_current_order_a_dose_change_replaces(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    response = client.post("/PlanDefinition/$apply", json=_parameters("carmen", carmen))
+    assert response.status_code == 200, response.text
+    resources = [e["resource"] for e in response.json()["entry"]]
+    pregabalin = [r for r in resources if r["resourceType"] == "MedicationRequest" and "pregabalin" in json.dumps(r.get("medicationCodeableConcept")).lower()]
+    assert pregabalin and all(r["priorPrescription"]["identifier"]["value"].endswith("/MedicationRequest/carmen-6")
+                              and r["priorPrescription"]["display"] == "carmen-6" for r in pregabalin)
+    assert_closed(response.json())
+    assert all(any("carmen-6" in n["text"] and "stop it" in n["text"] for n in r["note"]) for r in pregabalin)
+    MedicationRequest.model_validate(pregabalin[0])
+    ivig = [r for r in resources if r["resourceType"] == "MedicationRequest" and r not in pregabalin]
+    assert ivig and not any("priorPrescription" in r for r in ivig)
+
+
+def test_the_order_stopped_is_this_patients_even_if_another_patients_has_the_same_id(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    order = next(r for r in carmen if r["resourceType"] == "MedicationRequest" and r.get("status") == "active"
+                 and "pregabalin" in json.dumps(r).lower())
+    other = {**order, "subject": {"reference": "Patient/zed"}}
+    suggestion = _suggestion_of(cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen + [other], "2026-11-24")),
+                                "reduce-to-renal-dose")
+    (stop,) = [a for a in suggestion["actions"] if a["type"] == "update"]
+    assert stop["resource"]["subject"] == {"reference": "Patient/carmen"}

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import NKG, __version__, guideline
-from .apply import PROJECT_CODES, plan, recommend_patient_bundle
+from .apply import PROJECT_CODES, _record as record_reference, plan, recommend_patient_bundle
 from .load import InputError, one_line, read_document
 
 #: CDS Hooks prefetch templates: every resource type the FHIR reader reads, for the patient in context.
@@ -360,11 +360,41 @@ def current_orders(patient, drug: str) -> list[str]:
                   and (use, URIRef(NKG + "status"), Literal("active")) in graph)
 
 
-def _stops(records: list[str], resources: list[dict]) -> tuple[list[dict], list[str]]:
+#: The start of the note on a proposed MedicationRequest that replaces a current order (mark_replaced).
+REPLACES_NOTE = "Replaces the current"
+
+
+def mark_replaced(bundle: dict, result: dict, patient) -> dict:
+    """The $apply Bundle with each proposed MedicationRequest of a drug the patient is already on
+    linked to the current order(s) it replaces: ``priorPrescription`` (by the record's IRI) where there
+    is one current MedicationRequest, and a note naming every current record (stop it when the new
+    order starts)."""
+    resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
+    group = next((r for r in resources.values() if r["resourceType"] == "RequestGroup"), None)
+    by_id = {action["id"]: action for action in result["actions"]}
+    for planned in (group or {}).get("action", []):
+        request = resources.get(planned["resource"]["reference"])
+        drug = ((by_id.get(planned["id"]) or {}).get("dose") or {}).get("drug")
+        if request is None or request["resourceType"] != "MedicationRequest" or not drug:
+            continue
+        iris = current_orders(patient, drug)
+        records = ["/".join(iri.rsplit("/", 2)[-2:]) for iri in iris]
+        if not records:
+            continue
+        if len(records) == 1 and records[0].startswith("MedicationRequest/"):
+            # a logical reference by the record's IRI, as DetectedIssues name records: not in the Bundle
+            request["priorPrescription"] = record_reference(iris[0])
+        request.setdefault("note", []).append(
+            {"text": f"{REPLACES_NOTE} {drug} order ({', '.join(records)}): stop it when this one starts."})
+    return bundle
+
+
+def _stops(records: list[str], resources: list[dict], patient_id: str) -> tuple[list[dict], list[str]]:
     """CDS Hooks ``update`` actions that stop the current MedicationRequests (their prefetch resource
     with status "stopped"), and the records that cannot be stopped so (a MedicationStatement, an order
-    not in the request's data): those the clinician must change by hand."""
-    requests = {r.get("id"): r for r in resources if r.get("resourceType") == "MedicationRequest"}
+    not in the request's data for this patient): those the clinician must change by hand."""
+    requests = {r.get("id"): r for r in resources if r.get("resourceType") == "MedicationRequest"
+                and str((r.get("subject") or {}).get("reference", "")).endswith(f"Patient/{patient_id}")}
     actions, unidentified = [], []
     for record in records:
         kind, rid = record.rsplit("/", 2)[-2:]  # the converter's records end in /MedicationRequest/<id>
@@ -396,19 +426,23 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         lines += [f"**Dose**: {d['text']}" for d in request.get("dosageInstruction", []) if d.get("text")]
         if "due" in action:
             lines.append(f"**Due**: {action['due']}")
-        lines += [f"**Not complete**: {note['text']}" for note in request.get("note", [])]
+        lines += [f"**Not complete**: {note['text']}" for note in request.get("note", [])
+                  if not note["text"].startswith(REPLACES_NOTE)]
         lines.append(_citations_markdown(action["citations"]))
         card = _card(uid, entry, action["label"], "info", "\n\n".join(line for line in lines if line))
         draft = request["status"] == "draft"
         stops, unidentified = [], []
         drug = (action.get("dose") or {}).get("drug")
         if request["resourceType"] == "MedicationRequest" and drug and patient is not None:
-            stops, unidentified = _stops(current_orders(patient, drug), data)
+            stops, unidentified = _stops(current_orders(patient, drug), data, patient_id)
         if unidentified:
             named = ", ".join("/".join(record.rsplit("/", 2)[-2:]) for record in unidentified)
             warning = (f"**Current order**: {drug} is already recorded as active ({named}); change or stop that "
                        "order in the record: this suggestion does not replace it.")
             card["detail"] = warning + "\n\n" + card["detail"]
+        elif stops:
+            card["detail"] = (f"**Current order**: the suggestion stops {', '.join('MedicationRequest/' + a['resource']['id'] for a in stops)}"
+                              f" ({drug}) and creates the new order.\n\n" + card["detail"])
         card["suggestions"] = [{"label": _summary(("Propose (incomplete): " if draft else "Propose: ") + action["label"]),
                                 "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft and not unidentified,
                                 "actions": stops + [{"type": "create", "description": action["label"],
@@ -436,7 +470,7 @@ def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_
 
 def patient_view_cards(patient, patient_id: str, as_of: dt.date, resources: list[dict] | None = None) -> list[dict]:
     outcome = assess(patient, as_of)
-    bundle = recommend_patient_bundle(outcome["recommend"], as_of.isoformat())
+    bundle = mark_replaced(recommend_patient_bundle(outcome["recommend"], as_of.isoformat()), outcome["recommend"], patient)
     return (finding_cards(outcome["validate"]["findings"], "patient-view", patient_id, as_of)
             + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of, patient, resources))
 
@@ -491,7 +525,8 @@ def apply_to(resources: list[dict], patient_id: str, as_of: dt.date) -> dict:
     patient = patient_data(resources, patient_id, "$apply data")
     if patient is None:
         raise BadRequest(400, f"the data Bundle holds nothing about Patient/{patient_id}")
-    return recommend_patient_bundle(assess(patient, as_of)["recommend"], as_of.isoformat())
+    result = assess(patient, as_of)["recommend"]
+    return mark_replaced(recommend_patient_bundle(result, as_of.isoformat()), result, patient)
 
 
 def outcome(message: str, code: str = "invalid") -> dict:
