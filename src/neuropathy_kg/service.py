@@ -5,7 +5,8 @@ Endpoints (FastAPI, served by uvicorn; CORS open, as CDS Hooks sandboxes call fr
   prefetch templates for every resource type the FHIR reader takes (fhir.py);
 - ``POST /cds-services/{id}``: cards. patient-view: a card per finding of validate (violations critical,
   warnings warning, infos info) and per derived action (info) with a suggestion to create the proposed
-  request of the $apply result (apply.py). order-select: the draft orders of ``context.draftOrders``
+  request of the $apply result (apply.py), which first stops (update, status stopped) the patient's
+  current order of the same drug: a dose change never adds a second order. order-select: the draft orders of ``context.draftOrders``
   are taken as the patient's current medication, and the cards are the pitfalls that appear only with
   them (a pregabalin order above the renal band's maximum, IVIG in the symmetric phenotype);
 - ``POST /cds-services/{id}/feedback``: accepted and kept in memory (the last ``FEEDBACK_KEPT``);
@@ -14,8 +15,9 @@ Endpoints (FastAPI, served by uvicorn; CORS open, as CDS Hooks sandboxes call fr
 
 Data: the request's prefetch; what is not there is read from ``fhirServer`` with the
 ``fhirAuthorization`` bearer token (httpx, a timeout, Bundle ``next`` links followed at most
-``MAX_PAGES`` times and only on the same server); neither: HTTP 412. A malformed request is a 400 with a
-one-line message. The guideline is loaded once at start-up; each request runs the pipeline (Oxigraph,
+``MAX_PAGES`` times and only on the same server); neither: HTTP 412. A malformed request (a Bundle
+whose entry is not a list, a prefetch Patient other than the context's) is a 400 with a one-line
+message; a body over NEUROPATHY_KG_MAX_REQUEST_MB a 413, as soon as the upload passes it. The guideline is loaded once at start-up; each request runs the pipeline (Oxigraph,
 compiled shapes) on its one patient in a worker thread, so the event loop keeps serving.
 """
 
