@@ -505,3 +505,24 @@ def test_service_in_a_local_query_is_refused(fake, tmp_path, engine):
     result = invoke("query", str(harmless), ONE, "--engine", engine, "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert sparql_json_rows(result.stdout) == [{"service": "SERVICE <http://x/> { }"}]
+
+
+# ---------------------------------------------------------------- --output as given (review2 entries 2, 3)
+
+def test_output_dash_is_standard_output_not_a_file_named_dash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("recommend", *AS_OF, "--format", "json", "--output", "-", str(EXAMPLES / "03-renal-impairment.ttl"))
+    assert result.exit_code == 0 and json.loads(result.stdout)["patients"][0]["patient"] == "carmen"
+    assert not (tmp_path / "-").exists() and list(tmp_path.iterdir()) == []
+    exported = invoke("export", "fhir-cpg", "--output", "-")
+    assert exported.exit_code == 0 and json.loads(exported.stdout)["resourceType"] == "Bundle"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [("recommend", *AS_OF), ("validate", *AS_OF), ("export", "fhir-cpg")])
+def test_output_with_a_trailing_slash_or_empty_is_refused_naming_it(tmp_path, command):
+    inputs = [str(EXAMPLES / "03-renal-impairment.ttl")] if command[0] != "export" else []
+    folder = str(tmp_path / "new") + "/"
+    one_line(invoke(*command, "--output", folder, *inputs), 2, f"--output '{folder}'", "folder")
+    assert not (tmp_path / "new").exists()
+    one_line(invoke(*command, "--output", "", *inputs), 2, "--output ''", "empty")

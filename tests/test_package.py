@@ -178,3 +178,25 @@ def test_api_format_fhir_is_the_commands_bundle():
     assert neuropathy_kg.recommend(BUNDLE, as_of=AS_OF, format="fhir")["resourceType"] == "Bundle"
     with pytest.raises(ValueError, match="format"):
         neuropathy_kg.recommend(BUNDLE, as_of=AS_OF, format="text")
+
+
+@pytest.mark.parametrize("text", ["SELEKT * WHERE {}", "DELETE WHERE { ?s ?p ?o }"])
+def test_api_query_that_is_not_sparql_is_a_value_error(text):
+    """review2 entry 14: pyparsing's own exception reached the caller."""
+    with pytest.raises(ValueError, match="not a SPARQL query") as raised:
+        neuropathy_kg.query(text)
+    assert type(raised.value) is ValueError and raised.value.__cause__ is None
+
+
+@pytest.mark.parametrize("given, name", [(b'{"resourceType":"Patient","id":"a"}', "bytes"), (bytearray(b"{}"), "bytearray"),
+                                         (42, "int"), ([b"{}"], "bytes")])
+def test_api_inputs_of_the_wrong_type_are_a_type_error_naming_it(given, name):
+    with pytest.raises(TypeError, match=f"^inputs: {name} is neither a path nor FHIR JSON"):
+        neuropathy_kg.recommend(given, as_of="2026-11-24")
+
+
+@pytest.mark.parametrize("function", ["recommend", "validate"])
+@pytest.mark.parametrize("given", [None, [], ()])
+def test_api_a_run_with_no_inputs_is_refused_as_on_the_command_line(function, given):
+    with pytest.raises(ValueError, match="no inputs"):
+        getattr(neuropathy_kg, function)(given, as_of="2026-11-24")

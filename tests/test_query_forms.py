@@ -173,3 +173,22 @@ def test_progress_has_total_percentage_and_rate_only_when_asked():
     last = shown.replace("\r", "\n").strip().splitlines()[-2]
     assert "100%" in last and "7/7" in last and "unit/s" in last and "8 patients" in last
     assert "100%" not in run("recommend", *AS_OF, "--format", "json", str(EXAMPLES)).stderr  # not a terminal
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tsv_literals_with_line_breaks_tabs_and_quotes_are_read_back_by_a_tsv_parser(engine, query_file, tmp_path):
+    """review2 entry 4: a literal with a newline was written in the long triple-quoted form, which
+    Oxigraph's and rdflib's TSV parsers reject; the short escaped form reads back to the same terms."""
+    import pyoxigraph
+
+    texts = ["line1\nline2", "tab\there", 'a "quoted" \\ back', "cr\r\nlf", "plain"]
+    data = tmp_path / "h.ttl"
+    data.write_text("@prefix nkg: <https://w3id.org/neuropathy-kg/> .\n" + "".join(
+        f"<https://example.org/p/{i}> a nkg:Patient ; nkg:patientId {json.dumps(t)} ; nkg:note {json.dumps(t)}@en ; "
+        f"nkg:weightKg \"{i}.5\"^^<http://www.w3.org/2001/XMLSchema#decimal> .\n" for i, t in enumerate(texts)))
+    query = query_file(NKG + "SELECT ?p ?id ?note ?w ?none WHERE { ?p nkg:patientId ?id ; nkg:note ?note ; nkg:weightKg ?w } ORDER BY ?p")
+    tsv = run("query", query, "--engine", engine, "--format", "tsv", str(data)).stdout
+    rows = list(pyoxigraph.parse_query_results(tsv.encode(), pyoxigraph.QueryResultsFormat.TSV))
+    assert [(row["id"].value, row["note"].value, row["note"].language, row["w"].value, row["none"]) for row in rows] == \
+        [(t, t, "en", f"{i}.5", None) for i, t in enumerate(texts)]
+    assert len(tsv.splitlines()) == len(texts) + 1

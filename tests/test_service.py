@@ -94,11 +94,11 @@ def test_cards_are_well_formed_and_stable(client):
         assert "**Evidence**" in card["detail"]
         for suggestion in card.get("suggestions", []):
             assert card["selectionBehavior"] == "at-most-one"
-            (action,) = suggestion["actions"]
-            assert action["type"] == "create"
-            resource = action["resource"]
-            MODELS[resource["resourceType"]].model_validate(resource)
-            assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/carmen"}
+            *stops, action = suggestion["actions"]
+            assert action["type"] == "create" and all(stop["type"] == "update" for stop in stops)
+            for resource in [action["resource"]] + [stop["resource"] for stop in stops]:
+                MODELS[resource["resourceType"]].model_validate(resource)
+                assert (resource.get("subject") or resource.get("for")) == {"reference": "Patient/carmen"}
     ivig = next(c for c in cards if c["source"]["topic"]["code"] == "repeat-ivig")
     request = ivig["suggestions"][0]["actions"][0]["resource"]
     assert request["resourceType"] == "MedicationRequest" and request["status"] == "draft"
@@ -290,6 +290,11 @@ MALFORMED = [
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "prefetch": {"patient": 3}}).encode(),
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "fhirServer": "file:///etc"}).encode(),
     json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}, "extension": {"neuropathy-kg.asOf": "soon"}}).encode(),
+    # review2 entry 7: a searchset whose entry is not a list, or whose entries hold no resource
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
+                "prefetch": {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": "notalist"}}}).encode(),
+    json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"},
+                "prefetch": {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": 3}]}}}).encode(),
 ]
 
 
@@ -418,3 +423,138 @@ def test_the_serve_command_starts_the_service_on_loopback():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _suggestion_of(cards: list[dict], action_id: str) -> dict:
+    return next(c for c in cards if c["source"]["topic"]["code"] == action_id)["suggestions"][0]
+
+
+def test_a_dose_change_stops_the_current_order_rather_than_adding_a_second(client):
+    """review2 entry 13: carmen (CrCl 25, pregabalin 300 mg/day active as carmen-6): accepting
+    reduce-to-renal-dose must not leave 300 mg/day next to the new 75 mg/day."""
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    suggestion = _suggestion_of(cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen, "2026-11-24")),
+                                "reduce-to-renal-dose")
+    stops = [a for a in suggestion["actions"] if a["type"] == "update"]
+    current = [r for r in carmen if r["resourceType"] == "MedicationRequest" and r.get("status") == "active"
+               and "pregabalin" in json.dumps(r).lower()]
+    assert current and sorted(a["resource"]["id"] for a in stops) == sorted(r["id"] for r in current)
+    assert all(a["resource"]["status"] == "stopped" and a["resource"]["resourceType"] == "MedicationRequest" for a in stops)
+    MedicationRequest.model_validate(stops[0]["resource"])
+    assert [a["type"] for a in suggestion["actions"]][-1] == "create" and suggestion["isRecommended"] is True
+
+
+def test_a_dose_change_of_a_drug_known_only_from_a_statement_is_not_recommended(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    statement = []
+    for r in carmen:
+        if r["resourceType"] == "MedicationRequest" and r.get("status") == "active" and "pregabalin" in json.dumps(r).lower():
+            r = {k: v for k, v in r.items() if k not in ("intent", "authoredOn", "dosageInstruction", "requester", "subject")}
+            dosage = next(x for x in carmen if x.get("id") == r["id"]).get("dosageInstruction")
+            r.update({"resourceType": "MedicationStatement", "subject": {"reference": "Patient/carmen"},
+                      "dosage": dosage, "effectiveDateTime": "2026-10-01"})
+        statement.append(r)
+    cards = cards_of(client, "patient-view", hook_request("patient-view", "carmen", statement, "2026-11-24"))
+    card = next(c for c in cards if c["source"]["topic"]["code"] == "reduce-to-renal-dose")
+    assert card["suggestions"][0]["isRecommended"] is False
+    assert all(a["type"] == "create" for a in card["suggestions"][0]["actions"])
+    assert "MedicationStatement/" in card["detail"] and "does not replace it" in card["detail"]
+
+
+def test_a_chunked_body_is_refused_at_the_limit_not_read_whole():
+    """review2 entry 6: a body without Content-Length is read chunk by chunk and refused as soon as it
+    passes the limit: the rest of the upload is never read."""
+    import asyncio
+
+    from neuropathy_kg.service import BadRequest, read_body
+
+    class Upload:
+        headers: dict = {}
+        read = 0
+
+        async def stream(self):
+            for _ in range(1000):  # 1000 MB offered
+                self.read += 1
+                yield b" " * (1 << 20)
+
+    upload = Upload()
+    with pytest.raises(BadRequest) as refused:
+        asyncio.run(read_body(upload, 2 << 20))
+    assert refused.value.status == 413 and "2 MB" in str(refused.value)
+    assert upload.read == 3
+
+
+def test_the_request_limit_is_configurable_and_answers_413_to_a_chunked_upload(client, monkeypatch):
+    monkeypatch.setenv("NEUROPATHY_KG_MAX_REQUEST_MB", "1")
+    body = json.dumps(hook_request("patient-view", "carmen", [], "2026-11-24")).encode()
+    padded = body[:-1] + b"," + b'"pad": "' + b"x" * (2 << 20) + b'"}'
+    response = client.post("/cds-services/patient-view", content=iter([padded[i:i + 65536] for i in range(0, len(padded), 65536)]),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "1 MB" in response.json()["error"]
+    monkeypatch.delenv("NEUROPATHY_KG_MAX_REQUEST_MB")
+    assert client.get("/cds-services").status_code == 200
+
+
+def test_a_prefetch_of_another_patient_than_the_context_is_400_naming_both(client):
+    """review2 entry 7: a mis-wired EHR (context.patientId other than the prefetch's Patient) is told so,
+    not answered an empty 200 indistinguishable from 'nothing to say'."""
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    body = hook_request("patient-view", "carmen", carmen, "2026-11-24")
+    body["context"]["patientId"] = "other"
+    response = client.post("/cds-services/patient-view", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert "Patient/carmen" in error and "Patient/other" in error and "\n" not in error
+
+
+def test_apply_data_whose_entry_is_not_a_list_is_400(client):
+    parameters = _parameters("carmen", [])
+    data = next(p for p in parameters["parameter"] if p["name"] == "data")
+    data["resource"]["entry"] = {"not": "a list"}
+    response = client.post("/PlanDefinition/$apply", json=parameters)
+    assert response.status_code == 400 and "data.entry" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "256.1.1.1"])
+def test_serve_on_a_port_in_use_or_a_bad_host_is_one_line_exit_2(host):
+    """review2 entry 10: uvicorn logged several lines and exited 3."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from neuropathy_kg.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--host", host, "--port", str(port)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, (result.exit_code, result.stderr)
+    assert lines[0].startswith("neuropathy-kg: serve: cannot listen on ") and f"{host}:{port}" in lines[0]
+
+
+def test_apply_names_the_current_order_a_dose_change_replaces(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    response = client.post("/PlanDefinition/$apply", json=_parameters("carmen", carmen))
+    assert response.status_code == 200, response.text
+    resources = [e["resource"] for e in response.json()["entry"]]
+    pregabalin = [r for r in resources if r["resourceType"] == "MedicationRequest" and "pregabalin" in json.dumps(r.get("medicationCodeableConcept")).lower()]
+    assert pregabalin and all(r["priorPrescription"]["identifier"]["value"].endswith("/MedicationRequest/carmen-6")
+                              and r["priorPrescription"]["display"] == "carmen-6" for r in pregabalin)
+    assert_closed(response.json())
+    assert all(any("carmen-6" in n["text"] and "stop it" in n["text"] for n in r["note"]) for r in pregabalin)
+    MedicationRequest.model_validate(pregabalin[0])
+    ivig = [r for r in resources if r["resourceType"] == "MedicationRequest" and r not in pregabalin]
+    assert ivig and not any("priorPrescription" in r for r in ivig)
+
+
+def test_the_order_stopped_is_this_patients_even_if_another_patients_has_the_same_id(client):
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    order = next(r for r in carmen if r["resourceType"] == "MedicationRequest" and r.get("status") == "active"
+                 and "pregabalin" in json.dumps(r).lower())
+    other = {**order, "subject": {"reference": "Patient/zed"}}
+    suggestion = _suggestion_of(cards_of(client, "patient-view", hook_request("patient-view", "carmen", carmen + [other], "2026-11-24")),
+                                "reduce-to-renal-dose")
+    (stop,) = [a for a in suggestion["actions"] if a["type"] == "update"]
+    assert stop["resource"]["subject"] == {"reference": "Patient/carmen"}

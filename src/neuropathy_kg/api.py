@@ -82,6 +82,9 @@ def _inputs(inputs: Input | Iterable[Input] | None) -> list[Input]:
         return []
     if isinstance(inputs, (str, os.PathLike, dict)):
         return [inputs]
+    if isinstance(inputs, (bytes, bytearray, memoryview)) or not isinstance(inputs, Iterable):
+        raise TypeError(f"inputs: {type(inputs).__name__} is neither a path nor FHIR JSON as a dict"
+                        + (" (decode it, e.g. json.loads, first)" if isinstance(inputs, (bytes, bytearray, memoryview)) else ""))
     items = list(inputs)
     for item in items:
         if not isinstance(item, (str, os.PathLike, dict)):
@@ -109,6 +112,8 @@ def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
             summary.errors.append(str(error))
 
     items = _inputs(inputs)
+    if not items:  # as the command refuses a run with no input
+        raise ValueError("no inputs: give one or more paths or FHIR JSON dicts")
     index = 0
     while index < len(items):
         item = items[index]
@@ -200,7 +205,13 @@ def query(query: str, inputs: Input | Iterable[Input] | None = None, as_of: str 
         text = Path(query).read_text(encoding="utf-8")
     else:
         text = query
-    form = query_form(text)
+    try:
+        form = query_form(text)
+    except Exception as error:  # pyparsing's ParseException (an update, a typo), a dependency's type
+        from .load import one_line
+
+        named = query if text is not query else "query"
+        raise ValueError(f"{named}: not a SPARQL query ({one_line(error)})") from None
     if endpoint:
         if inputs:
             raise ValueError("give either inputs (a local run) or endpoint (a remote store), not both")

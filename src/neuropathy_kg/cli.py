@@ -200,8 +200,30 @@ def _spark_population(master: str, paths: tuple[str, ...], work, size: int, json
 RAW_OUTPUT = "neuropathy_kg.raw_output"
 
 
+def _output_argument(value: str | None) -> str | None:
+    """``--output`` as given: ``-`` is standard output (None), as ``-`` is standard input for inputs; an
+    empty argument is refused (pathlib would make it the current folder)."""
+    if value == "":
+        _fail("--output '': is empty; give a file path, or - (or no --output) for standard output")
+    return None if value in (None, "-") else value
+
+
+def _refuse_folder_output(value: str | None) -> None:
+    """A trailing slash says "a folder": refused for a file output (pathlib would drop it and write a file)."""
+    if value is not None and value.endswith(("/", os.sep)):
+        _fail(f"--output {value!r}: ends in a slash, so names a folder, not a file path; --output writes one file "
+              "(a folder only with --spark)")
+
+
 def _keep_raw_output(ctx: click.Context, _param, value: str | None) -> Path | None:
+    value = _output_argument(value)
     ctx.meta[RAW_OUTPUT] = value
+    return Path(value) if value is not None else None
+
+
+def _file_output(_ctx: click.Context, _param, value: str | None) -> Path | None:
+    value = _output_argument(value)
+    _refuse_folder_output(value)
     return Path(value) if value is not None else None
 
 
@@ -216,7 +238,7 @@ population_output_option = click.option(
 
 
 jsonl_option = click.option("--jsonl", is_flag=True, help="Write JSON Lines, one patient a line, as they are done (for huge runs).")
-output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+output_option = click.option("--output", "output", type=click.Path(dir_okay=False), callback=_file_output, metavar="FILE",
                              help="Write results to FILE (atomically: whole or not at all) instead of standard output.")
 jobs_option = click.option("--jobs", type=click.IntRange(1, 256), help="Worker processes (default: all cores for inputs over 2 MB, else 1).")
 progress_option = click.option("--progress/--no-progress", default=None, help="Progress on standard error (default: when it is a terminal).")
@@ -276,6 +298,7 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
         summary = _spark_population(spark_master, paths, lambda chunk: recommend_chunk(chunk, date, engine),
                                     CHUNK_SIZE[engine], jsonl, jobs, parquet, "actions", progress)
         sys.exit(2 if summary.failed else 0)
+    _refuse_folder_output(click.get_current_context().meta.get(RAW_OUTPUT))
     with _output(output, paths) as out:
         results, summary = _population(paths, lambda chunk: recommend_chunk(chunk, date, engine), CHUNK_SIZE[engine],
                                        jobs, out if jsonl else None, progress, _fhir_lines("recommend", date) if fmt == "fhir" else None)
@@ -349,6 +372,8 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
     from .pipeline import CHUNK_SIZE, validate_chunk, validate_document, validate_guideline, validation_report_graph
 
     _no_jsonl_with(jsonl, fmt)
+    if not spark_master:
+        _refuse_folder_output(click.get_current_context().meta.get(RAW_OUTPUT))
     if check_guideline:
         if paths or jsonl:
             raise click.UsageError("--guideline checks the guideline graph itself: give no PATHS and no --jsonl")
@@ -691,9 +716,13 @@ def serve(host: str, port: int, as_of: str | None) -> None:
         import uvicorn  # noqa: F401
     except ImportError as error:
         _fail(f"serve needs the 'serve' extra (pip install 'neuropathy-kg[serve]'): {one_line(error)}")
-    from .service import serve as run
+    from .service import ServeError, serve as run
 
-    run(host, port, _as_of(as_of) if as_of else None)
+    date = _as_of(as_of) if as_of else None
+    try:
+        run(host, port, date)
+    except ServeError as error:  # the address cannot be listened on
+        _fail(str(error))
 
 
 @main.command()

@@ -49,12 +49,19 @@ def json_term(term: Identifier) -> dict:
     return binding
 
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def tsv_term(term: Identifier) -> str:
-    """One RDF term as SPARQL 1.1 TSV writes it: Turtle syntax, tabs and newlines escaped."""
-    if isinstance(term, rdflib.Literal) and _plain(term) and not term.language:
-        term = rdflib.Literal(str(term))
-    text = term.n3()
-    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    """One RDF term as SPARQL 1.1 TSV writes it: a literal in the short N-Triples form, its backslash,
+    quote, tab and line breaks escaped (rdflib's n3() switches to the long triple-quoted form for text
+    with a newline, which TSV readers, Oxigraph's and rdflib's, reject); IRIs and blank nodes as in Turtle."""
+    if isinstance(term, rdflib.Literal):
+        text = '"' + str(term).translate(_TSV_ESCAPES) + '"'
+        if term.language:
+            return f"{text}@{term.language}"
+        return text if _plain(term) else f"{text}^^<{term.datatype}>"
+    return term.n3()
 
 
 def select_json(result: QueryResult) -> str:

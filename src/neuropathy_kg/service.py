@@ -5,7 +5,8 @@ Endpoints (FastAPI, served by uvicorn; CORS open, as CDS Hooks sandboxes call fr
   prefetch templates for every resource type the FHIR reader takes (fhir.py);
 - ``POST /cds-services/{id}``: cards. patient-view: a card per finding of validate (violations critical,
   warnings warning, infos info) and per derived action (info) with a suggestion to create the proposed
-  request of the $apply result (apply.py). order-select: the draft orders of ``context.draftOrders``
+  request of the $apply result (apply.py), which first stops (update, status stopped) the patient's
+  current order of the same drug: a dose change never adds a second order. order-select: the draft orders of ``context.draftOrders``
   are taken as the patient's current medication, and the cards are the pitfalls that appear only with
   them (a pregabalin order above the renal band's maximum, IVIG in the symmetric phenotype);
 - ``POST /cds-services/{id}/feedback``: accepted and kept in memory (the last ``FEEDBACK_KEPT``);
@@ -14,8 +15,9 @@ Endpoints (FastAPI, served by uvicorn; CORS open, as CDS Hooks sandboxes call fr
 
 Data: the request's prefetch; what is not there is read from ``fhirServer`` with the
 ``fhirAuthorization`` bearer token (httpx, a timeout, Bundle ``next`` links followed at most
-``MAX_PAGES`` times and only on the same server); neither: HTTP 412. A malformed request is a 400 with a
-one-line message. The guideline is loaded once at start-up; each request runs the pipeline (Oxigraph,
+``MAX_PAGES`` times and only on the same server); neither: HTTP 412. A malformed request (a Bundle
+whose entry is not a list, a prefetch Patient other than the context's) is a 400 with a one-line
+message; a body over NEUROPATHY_KG_MAX_REQUEST_MB a 413, as soon as the upload passes it. The guideline is loaded once at start-up; each request runs the pipeline (Oxigraph,
 compiled shapes) on its one patient in a worker thread, so the event loop keeps serving.
 """
 
@@ -25,6 +27,7 @@ import asyncio
 import collections
 import datetime as dt
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -33,7 +36,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import NKG, __version__, guideline
-from .apply import PROJECT_CODES, plan, recommend_patient_bundle
+from .apply import PROJECT_CODES, _record as record_reference, plan, recommend_patient_bundle
 from .load import InputError, one_line, read_document
 
 #: CDS Hooks prefetch templates: every resource type the FHIR reader reads, for the patient in context.
@@ -66,6 +69,9 @@ FEEDBACK_KEPT = 10_000
 #: Requests whose JSON, patient and pipeline are worked on at once (the GIL lets about one run at a time).
 WORKERS = 4
 AS_OF_EXTENSION = "neuropathy-kg.asOf"
+#: The default request body limit in MB: a generous bound on one patient's prefetch (carmen's is 9 kB;
+#: the largest Synthea bundle of ../shared/data/synthea, decades of records, is 9.0 MB).
+DEFAULT_MAX_REQUEST_MB = 32
 
 
 class BadRequest(Exception):
@@ -74,6 +80,10 @@ class BadRequest(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class ServeError(Exception):
+    """The service cannot start (its address cannot be listened on): a one-line reason."""
 
 
 # ---------------------------------------------------------------- discovery
@@ -113,6 +123,12 @@ def check_hook_request(service_id: str, body: dict) -> dict:
         for key, value in prefetch.items():
             if value is not None and not (isinstance(value, dict) and isinstance(value.get("resourceType"), str)):
                 raise BadRequest(400, f"prefetch.{key} must be a FHIR resource or null")
+            if value is not None:
+                check_bundle(value, f"prefetch.{key}")
+        for patient in resources_of(prefetch.get("patient")):
+            if patient.get("resourceType") == "Patient" and patient.get("id") != patient_id:
+                raise BadRequest(400, f"prefetch.patient is Patient/{patient.get('id')}, not the context's patient "
+                                      f"Patient/{patient_id}")
     if "fhirServer" in body:
         server = body["fhirServer"]
         if not isinstance(server, str) or urlsplit(server).scheme not in ("http", "https") or not urlsplit(server).netloc:
@@ -128,6 +144,20 @@ def check_hook_request(service_id: str, body: dict) -> dict:
     return context
 
 
+def check_bundle(value: dict, what: str) -> None:
+    """A Bundle's entries are a list of objects, each resource an object with a resourceType: anything
+    else is a malformed request, not a patient without data."""
+    if value.get("resourceType") != "Bundle":
+        return
+    entries = value.get("entry", [])
+    if not isinstance(entries, list):
+        raise BadRequest(400, f"{what}.entry must be a list of entries, not {type(entries).__name__}")
+    for number, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not (isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)):
+            raise BadRequest(400, f"{what}.entry[{number}] must be an object whose resource is a FHIR resource")
+
+
 def as_of_of(body: dict, default: dt.date | None) -> dt.date:
     """The assessment date: the request's extension neuropathy-kg.asOf, else the server's, else today (UTC)."""
     extension = body.get("extension")
@@ -138,6 +168,32 @@ def as_of_of(body: dict, default: dt.date | None) -> dt.date:
         except (TypeError, ValueError):
             raise BadRequest(400, f"extension.{AS_OF_EXTENSION} must be a date YYYY-MM-DD") from None
     return default or dt.datetime.now(dt.timezone.utc).date()
+
+
+def max_request_bytes() -> int:
+    """The largest request body read: NEUROPATHY_KG_MAX_REQUEST_MB (default DEFAULT_MAX_REQUEST_MB), read
+    at each request. A hook's prefetch is one patient's records; the 256 MB document limit of the CLI
+    would let a few concurrent uploads take the host's memory."""
+    try:
+        return max(1, int(os.environ.get("NEUROPATHY_KG_MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB))) << 20
+    except ValueError:
+        return DEFAULT_MAX_REQUEST_MB << 20
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request body, read chunk by chunk (a chunked upload declares no length): a 413 as soon as the
+    running total passes ``limit``, so no more than ``limit`` plus one chunk is ever held."""
+    too_large = BadRequest(413, f"the request is over the {limit >> 20} MB limit (NEUROPATHY_KG_MAX_REQUEST_MB)")
+    declared = request.headers.get("content-length") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------- data
@@ -294,8 +350,72 @@ def _suggested(resource: dict, patient_id: str) -> dict:
     return created
 
 
-def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, as_of: dt.date) -> list[dict]:
-    """A card per action of the $apply RequestGroup, each suggesting the request the action proposes."""
+def current_orders(patient, drug: str) -> list[str]:
+    """The patient's active medication records of ``drug`` (a catalogue local name), as the FHIR reader
+    wrote them (nkg:MedicationUse, nkg:drug, nkg:status "active"): their record IRIs."""
+    from rdflib import Literal, URIRef
+    from rdflib.namespace import RDF
+
+    graph, drug_iri = patient.graph, URIRef(NKG + drug)
+    return sorted(str(use) for use in graph.subjects(URIRef(NKG + "drug"), drug_iri)
+                  if (use, RDF.type, URIRef(NKG + "MedicationUse")) in graph
+                  and (use, URIRef(NKG + "status"), Literal("active")) in graph)
+
+
+#: The start of the note on a proposed MedicationRequest that replaces a current order (mark_replaced).
+REPLACES_NOTE = "Replaces the current"
+
+
+def mark_replaced(bundle: dict, result: dict, patient) -> dict:
+    """The $apply Bundle with each proposed MedicationRequest of a drug the patient is already on
+    linked to the current order(s) it replaces: ``priorPrescription`` (by the record's IRI) where there
+    is one current MedicationRequest, and a note naming every current record (stop it when the new
+    order starts)."""
+    resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
+    group = next((r for r in resources.values() if r["resourceType"] == "RequestGroup"), None)
+    by_id = {action["id"]: action for action in result["actions"]}
+    for planned in (group or {}).get("action", []):
+        request = resources.get(planned["resource"]["reference"])
+        drug = ((by_id.get(planned["id"]) or {}).get("dose") or {}).get("drug")
+        if request is None or request["resourceType"] != "MedicationRequest" or not drug:
+            continue
+        iris = current_orders(patient, drug)
+        records = ["/".join(iri.rsplit("/", 2)[-2:]) for iri in iris]
+        if not records:
+            continue
+        if len(records) == 1 and records[0].startswith("MedicationRequest/"):
+            # a logical reference by the record's IRI, as DetectedIssues name records: not in the Bundle
+            request["priorPrescription"] = record_reference(iris[0])
+        request.setdefault("note", []).append(
+            {"text": f"{REPLACES_NOTE} {drug} order ({', '.join(records)}): stop it when this one starts."})
+    return bundle
+
+
+def _stops(records: list[str], resources: list[dict], patient_id: str) -> tuple[list[dict], list[str]]:
+    """CDS Hooks ``update`` actions that stop the current MedicationRequests (their prefetch resource
+    with status "stopped"), and the records that cannot be stopped so (a MedicationStatement, an order
+    not in the request's data for this patient): those the clinician must change by hand."""
+    requests = {r.get("id"): r for r in resources if r.get("resourceType") == "MedicationRequest"
+                and str((r.get("subject") or {}).get("reference", "")).endswith(f"Patient/{patient_id}")}
+    actions, unidentified = [], []
+    for record in records:
+        kind, rid = record.rsplit("/", 2)[-2:]  # the converter's records end in /MedicationRequest/<id>
+        resource = requests.get(rid) if kind == "MedicationRequest" else None
+        if resource is None:
+            unidentified.append(record)
+            continue
+        actions.append({"type": "update", "description": f"Stop the current order MedicationRequest/{rid}",
+                        "resource": {**resource, "status": "stopped"}})
+    return actions, unidentified
+
+
+def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, as_of: dt.date,
+                 patient=None, resources: list[dict] | None = None) -> list[dict]:
+    """A card per action of the $apply RequestGroup, each suggesting the request the action proposes.
+    A medication the patient is already on (an active record of the same drug) is a dose change: the
+    suggestion also stops the current order(s), or, where one cannot be identified, is not recommended
+    and the card says the current order must be changed."""
+    data = resources or []
     resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
     group = next(r for r in resources.values() if r["resourceType"] == "RequestGroup")
     by_id = {action["id"]: action for action in result["actions"]}
@@ -308,14 +428,27 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         lines += [f"**Dose**: {d['text']}" for d in request.get("dosageInstruction", []) if d.get("text")]
         if "due" in action:
             lines.append(f"**Due**: {action['due']}")
-        lines += [f"**Not complete**: {note['text']}" for note in request.get("note", [])]
+        lines += [f"**Not complete**: {note['text']}" for note in request.get("note", [])
+                  if not note["text"].startswith(REPLACES_NOTE)]
         lines.append(_citations_markdown(action["citations"]))
         card = _card(uid, entry, action["label"], "info", "\n\n".join(line for line in lines if line))
         draft = request["status"] == "draft"
+        stops, unidentified = [], []
+        drug = (action.get("dose") or {}).get("drug")
+        if request["resourceType"] == "MedicationRequest" and drug and patient is not None:
+            stops, unidentified = _stops(current_orders(patient, drug), data, patient_id)
+        if unidentified:
+            named = ", ".join("/".join(record.rsplit("/", 2)[-2:]) for record in unidentified)
+            warning = (f"**Current order**: {drug} is already recorded as active ({named}); change or stop that "
+                       "order in the record: this suggestion does not replace it.")
+            card["detail"] = warning + "\n\n" + card["detail"]
+        elif stops:
+            card["detail"] = (f"**Current order**: the suggestion stops {', '.join('MedicationRequest/' + a['resource']['id'] for a in stops)}"
+                              f" ({drug}) and creates the new order.\n\n" + card["detail"])
         card["suggestions"] = [{"label": _summary(("Propose (incomplete): " if draft else "Propose: ") + action["label"]),
-                                "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft,
-                                "actions": [{"type": "create", "description": action["label"],
-                                             "resource": _suggested(request, patient_id)}]}]
+                                "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft and not unidentified,
+                                "actions": stops + [{"type": "create", "description": action["label"],
+                                                     "resource": _suggested(request, patient_id)}]}]
         card["selectionBehavior"] = "at-most-one"
         cards.append(card)
     return cards
@@ -324,7 +457,7 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
 def patient_view(resources: list[dict], patient_id: str, as_of: dt.date, source: str) -> list[dict]:
     """patient-view: read the patient from the resources, run the guideline, make the cards."""
     patient = patient_data(resources, patient_id, source)
-    return [] if patient is None else patient_view_cards(patient, patient_id, as_of)
+    return [] if patient is None else patient_view_cards(patient, patient_id, as_of, resources)
 
 
 def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_of: dt.date, source: str) -> list[dict]:
@@ -337,11 +470,11 @@ def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_
     return [] if after is None else order_select_cards(before, after, patient_id, as_of)
 
 
-def patient_view_cards(patient, patient_id: str, as_of: dt.date) -> list[dict]:
+def patient_view_cards(patient, patient_id: str, as_of: dt.date, resources: list[dict] | None = None) -> list[dict]:
     outcome = assess(patient, as_of)
-    bundle = recommend_patient_bundle(outcome["recommend"], as_of.isoformat())
+    bundle = mark_replaced(recommend_patient_bundle(outcome["recommend"], as_of.isoformat()), outcome["recommend"], patient)
     return (finding_cards(outcome["validate"]["findings"], "patient-view", patient_id, as_of)
-            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of))
+            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of, patient, resources))
 
 
 def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[dict]:
@@ -378,6 +511,7 @@ def apply_parameters(body: dict, default: dt.date | None) -> tuple[str, list[dic
     data = (params.get("data") or {}).get("resource")
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise BadRequest(400, "data (a Bundle resource) is required")
+    check_bundle(data, "data")
     as_of = default or dt.datetime.now(dt.timezone.utc).date()
     if "asOf" in params:
         value = params["asOf"].get("valueDate") or params["asOf"].get("valueString")
@@ -393,7 +527,8 @@ def apply_to(resources: list[dict], patient_id: str, as_of: dt.date) -> dict:
     patient = patient_data(resources, patient_id, "$apply data")
     if patient is None:
         raise BadRequest(400, f"the data Bundle holds nothing about Patient/{patient_id}")
-    return recommend_patient_bundle(assess(patient, as_of)["recommend"], as_of.isoformat())
+    result = assess(patient, as_of)["recommend"]
+    return mark_replaced(recommend_patient_bundle(result, as_of.isoformat()), result, patient)
 
 
 def outcome(message: str, code: str = "invalid") -> dict:
@@ -413,7 +548,6 @@ def create_app(as_of: dt.date | None = None):
     from anyio import CapacityLimiter, to_thread
 
     from .batch import warm_up
-    from .load import max_document_bytes
 
     @asynccontextmanager
     async def lifespan(app):
@@ -438,13 +572,7 @@ def create_app(as_of: dt.date | None = None):
                         media_type="application/fhir+json" if fhir else "application/json")
 
     async def body_of(request: Request) -> dict:
-        limit = max_document_bytes()
-        declared = request.headers.get("content-length") or "0"
-        if declared.isdigit() and int(declared) > limit:
-            raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
-        raw = await request.body()
-        if len(raw) > limit:
-            raise BadRequest(413, f"the request is over the {limit >> 20} MB limit")
+        raw = await read_body(request, max_request_bytes())
         return await work(parse_json, raw)  # megabytes of prefetch: not on the event loop
 
     @app.exception_handler(BadRequest)
@@ -509,7 +637,29 @@ def create_app(as_of: dt.date | None = None):
     return app
 
 
+def listening_socket(host: str, port: int):
+    """The socket serve listens on, bound here rather than by uvicorn, which logs an unusable address
+    over several lines and exits 3: a port in use or an unknown host is ServeError's one line instead."""
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise ServeError(f"serve: cannot listen on {host}:{port}: {error.strerror or one_line(error)}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: no wait after a restart
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise ServeError(f"serve: cannot listen on {host}:{port}: {error.strerror or one_line(error)}") from None
+    return sock
+
+
 def serve(host: str, port: int, as_of: dt.date | None = None) -> None:
+    """Run the service until interrupted; ServeError (one line) if the address cannot be listened on."""
     import uvicorn
 
-    uvicorn.run(create_app(as_of), host=host, port=port, log_level="info")
+    sock = listening_socket(host, port)
+    server = uvicorn.Server(uvicorn.Config(create_app(as_of), log_level="info"))
+    server.run(sockets=[sock])
