@@ -151,6 +151,12 @@ def test_every_dose_is_the_pipelines_and_every_band_the_patients(name):
             if request["status"] == "draft":
                 assert "dosageInstruction" not in request
                 continue
+            if dose:  # every dosed drug instantiates its dose specification: its schedule, not a once-daily default
+                assert request.get("instantiatesCanonical"), (name, action["id"])
+                activity = plan.activities[request["instantiatesCanonical"][0]]
+                assert plan.drug_of[activity["url"]] == dose["drug"]
+                spec_times = activity["dosage"][0]["timing"]["repeat"]["frequency"]
+                assert all(d["timing"]["repeat"]["frequency"] == spec_times for d in request["dosageInstruction"])
             daily = [dose[k] for k in ("dailyAmount", "startDailyAmount", "targetDailyAmount") if dose and k in dose]
             for dosage, amount in zip(request.get("dosageInstruction", []), daily):
                 times = dosage["timing"]["repeat"]["frequency"]

@@ -32,6 +32,7 @@ from rdflib import RDFS, URIRef
 
 from . import NKG, guideline
 from .cpg import CPG_ACTIVITY, PROJECT_CODES, UCUM, ExportError, _clean, export_bundle
+from .engine import local_name
 
 RATIONALE = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-rationale"
 MISSING_DATA = f"{NKG}StructureDefinition/missing-data"
@@ -64,10 +65,14 @@ class _Plan:
         self.citations = {r["url"]: r for r in resources if r["resourceType"] == "Citation"}
         graph = guideline.ontology()
         self.band_of = {}  # ActivityDefinition url -> the renal band code it serves
+        self.drug_of = {}  # ActivityDefinition url -> the local name of its drug
         for url in self.activities:
             band = graph.value(URIRef(url), NKG.forRenalBand)
             if band is not None:
                 self.band_of[url] = str(graph.value(band, NKG.bandCode))
+            drug = graph.value(URIRef(url), NKG.drug)
+            if drug is not None:
+                self.drug_of[url] = local_name(drug)
 
     def activity_type(self, action_id: str) -> str | None:
         for concept in self.actions[action_id].get("code", []):
@@ -75,6 +80,16 @@ class _Plan:
                 if coding.get("system") == CPG_ACTIVITY:
                     return coding["code"]
         return None
+
+    def activity_of_drug(self, drug: str, band: str | None) -> dict | None:
+        """The ActivityDefinition of a drug's dose specification for a renal band (its band's where the
+        drug is dosed by band, else its one): for actions whose PlanDefinition entry names no single drug
+        (reduce-to-renal-dose: pregabalin or gabapentin), so that the schedule (times a day) is the
+        specification's, never a once-daily default (the review found gabapentin 900 mg "in 1 dose")."""
+        urls = [url for url, name in self.drug_of.items() if name == drug]
+        banded = [url for url in urls if url in self.band_of]
+        chosen = [url for url in banded if self.band_of[url] == band] if banded else [u for u in urls if u not in self.band_of]
+        return self.activities[chosen[0]] if len(chosen) == 1 else None
 
     def activity_for(self, action_id: str, band: str | None) -> tuple[dict | None, bool]:
         """(the ActivityDefinition the action instantiates for this patient, whether it has one at all):
@@ -235,7 +250,11 @@ def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: 
     reason = [{"coding": [_concept(result["phenotype"], _label(result["phenotype"]))]} if result.get("phenotype") else {},
               {"text": action["rationale"]}]
     if kind == "MedicationRequest":
-        activity, definable = index.activity_for(action_id, (result.get("facts") or {}).get("renalBand"))
+        band = (result.get("facts") or {}).get("renalBand")
+        activity, definable = index.activity_for(action_id, band)
+        if not definable and "dose" in action:  # an action for one of several drugs: the dose's drug decides
+            activity = index.activity_of_drug(action["dose"]["drug"], band)
+            definable = True
         # the guideline's one dose for everyone (a patch a day), which the pipeline does not compute
         fixed = "dose" not in action and "definitionCanonical" in index.actions[action_id] and _fixed(activity)
         if definable and not fixed and ("dose" not in action or activity is None):
