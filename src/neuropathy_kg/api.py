@@ -114,25 +114,17 @@ def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
     items = _inputs(inputs)
     if not items:  # as the command refuses a run with no input
         raise ValueError("no inputs: give one or more paths or FHIR JSON dicts")
-    index = 0
-    while index < len(items):
-        item = items[index]
-        if isinstance(item, dict):
-            end = _resources_end(items, index)
-            patients, unreadable = _read_dicts(items, index, end)
+    for start, end in _groups(items):
+        if isinstance(items[start], dict):
+            patients, unreadable = _read_dicts(items, start, end)
             report(unreadable)
             for chunk in chunks(patients, size):
                 done, failed = batch.isolate(work, chunk)
                 results.extend(done)
                 report(failed)
-            index = end
-            continue
-        paths = []
-        while index < len(items) and not isinstance(items[index], dict):
-            paths.append(os.fspath(items[index]))
-            index += 1
-        for chunk in batch.run(paths, size, work, 1, report):
-            results.extend(chunk)
+        else:
+            for chunk in batch.run([os.fspath(item) for item in items[start:end]], size, work, 1, report):
+                results.extend(chunk)
     if problems and errors == "raise":
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     summary.processed = len(results)
@@ -236,16 +228,11 @@ def _patients(inputs) -> list:
     found: dict = {}
     problems: list[InputError] = []
     items = _inputs(inputs)
-    index = 0
-    while index < len(items):
-        item = items[index]
-        if isinstance(item, dict):
-            end = _resources_end(items, index)
-            patients, unreadable = _read_dicts(items, index, end)
-            index = end
+    for start, end in _groups(items):
+        if isinstance(items[start], dict):
+            patients, unreadable = _read_dicts(items, start, end)
         else:
-            patients, unreadable = read_patients([os.fspath(item)])
-            index += 1
+            patients, unreadable = read_patients([os.fspath(item) for item in items[start:end]])
         problems.extend(error for error in unreadable if not isinstance(error, SkippedFile))
         for patient in patients:
             if patient.iri in found:
@@ -255,6 +242,22 @@ def _patients(inputs) -> list:
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     return list(found.values())
+
+
+def _groups(items: list) -> list[tuple[int, int]]:
+    """``items`` cut into runs read as one: each Bundle dict, each run of lone resource dicts
+    (_resources_end), each run of paths, as (start, end) positions in input order."""
+    runs, start = [], 0
+    while start < len(items):
+        if isinstance(items[start], dict):
+            end = _resources_end(items, start)
+        else:
+            end = start
+            while end < len(items) and not isinstance(items[end], dict):
+                end += 1
+        runs.append((start, end))
+        start = end
+    return runs
 
 
 def _resources_end(items: list, start: int) -> int:
