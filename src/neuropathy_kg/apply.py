@@ -339,11 +339,16 @@ def _bundle(kind: str, key: str, entries: list[dict]) -> dict:
     return bundle
 
 
+def _document_bundle(kind: str, document: dict, entries_of) -> dict:
+    """A recommend or validate JSON document (all its patients) as one Bundle of each patient's entries."""
+    as_of = document["asOf"]
+    entries = [entry for result in document["patients"] for entry in entries_of(result, as_of)]
+    return _bundle(kind, f"{as_of}/" + ",".join(p["patient"] for p in document["patients"]), entries)
+
+
 def recommend_bundle(document: dict) -> dict:
     """The recommend JSON (all its patients) as one FHIR Bundle of $apply results."""
-    as_of = document["asOf"]
-    entries = [entry for result in document["patients"] for entry in patient_entries(result, as_of)]
-    return _bundle("recommend", f"{as_of}/" + ",".join(p["patient"] for p in document["patients"]), entries)
+    return _document_bundle("recommend", document, patient_entries)
 
 
 def recommend_patient_bundle(result: dict, as_of: str) -> dict:
@@ -394,9 +399,7 @@ def issue_entries(result: dict, as_of: str) -> list[dict]:
 
 def validate_bundle(document: dict) -> dict:
     """The validate JSON (all its patients) as one FHIR Bundle of DetectedIssues and OperationOutcomes."""
-    as_of = document["asOf"]
-    entries = [entry for result in document["patients"] for entry in issue_entries(result, as_of)]
-    return _bundle("validate", f"{as_of}/" + ",".join(p["patient"] for p in document["patients"]), entries)
+    return _document_bundle("validate", document, issue_entries)
 
 
 def validate_patient_bundle(result: dict, as_of: str) -> dict:
