@@ -17,10 +17,8 @@ WHERE {
   # A child's observation (dated before nkg:adulthood's windowDays from the birth date, the 18th birthday)
   # gets no normal value: the ranges and every rule (doses by weight, Cockcroft-Gault) are for adults, and
   # a child's weight must never dose the adult. Without a birth date day the record counts as an adult's.
-  FILTER NOT EXISTS {
-    ?obs nkg:subject ?patient . ?patient nkg:birthDay ?birthDay . nkg:adulthood nkg:windowDays ?adultDays .
-    FILTER(?day < ?birthDay + ?adultDays)
-  }
+  # (marked nkg:datedInChildhood by 01-day-numbers.ru)
+  FILTER NOT EXISTS { ?obs nkg:datedInChildhood true }
   OPTIONAL { ?obs nkg:unit ?recordedUnit }
   BIND(COALESCE(STR(?recordedUnit), "") AS ?unit)
   ?conversion nkg:forConcept ?kind ; nkg:fromUnit ?unit ; nkg:multiplier ?mul ; nkg:divisor ?div .
