@@ -39,13 +39,12 @@ class Batch:
 class Unit:
     """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
     bucket (its spool files: the Medications its lines reference, then one per spooling process, then
-    the lines resolved after the pass; ``shared`` is no longer filled)."""
+    the lines resolved after the pass)."""
 
     name: str
     path: Path | None = None
     data: bytes | None = None
     bucket: tuple[Path, ...] = ()
-    shared: tuple[Path, ...] = ()
     sources: tuple[str, ...] | None = None  # a bucket's NDJSON files, which its lines name by index
 
 
@@ -95,7 +94,7 @@ def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
     """Read and convert one unit (in whichever process runs it) into chunks of patients."""
     try:
         if unit.bucket:  # an NDJSON bucket: the Medications its lines reference, then its lines, in input order
-            data = b"".join(path.read_bytes() for path in (*unit.shared, *unit.bucket))
+            data = b"".join(path.read_bytes() for path in unit.bucket)
             found, problems = read_document(unit.name, data, unit.sources)
         else:
             name, data = (unit.name, unit.data) if unit.data is not None else read_input(unit.path)
