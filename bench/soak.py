@@ -15,8 +15,7 @@ must show
     lines injected = lines reported (summary failedInputs), each at the file:line it was put at
 
 It prints one JSON object with the counts, the time and the peak memory of the run, and exits 1 where
-an equation does not hold. The issue asks for 1 GB; on the shared development machine it was run at
-100 MB (bench/README.md).
+an equation does not hold. The issue asks for 1 GB: run at 100 MB and at 1 GB (bench/README.md).
 """
 
 from __future__ import annotations
