@@ -24,8 +24,9 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from . import ndjson
-from .load import InputError, Patient, chunks, expand_paths, is_ndjson_file, one_line, read_document, read_input, sniff_format
+from . import fhir, ndjson
+from .load import (Document, InputError, Patient, chunks, export_format, inputs_in_order, one_line, read_document, read_input,
+                   sniff_format)
 
 @dataclass
 class Batch:
@@ -57,37 +58,79 @@ class PatientFailure(InputError):
     """A patient whose data was read but could not be processed; the others in its chunk still are."""
 
 
-def units(paths: Iterable[str], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
-    """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first (by
-    ``parts`` processes at once through ``mapper``, a Pool's map, where the export is large). A path
-    that cannot be read is reported and the others are still read."""
+def units(paths: Iterable[str | Document], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
+    """The input as units, in order. Every FHIR input (Bulk NDJSON files, Bundles, lone resources; paths
+    or, from the library, documents in memory) is one export: Bundles are written as export lines under
+    ``spool`` (fhir.export_lines: their references to their own entries resolved), then everything is
+    spooled into buckets by patient (by ``parts`` processes at once through ``mapper``, a Pool's map, where
+    the export is large), so a patient split over files of any kind is one patient. The export's buckets
+    come at the place of the first FHIR input; RDF files are units of their own, as given. A path that
+    cannot be read is reported and the others are still read."""
     errors: list[InputError] = []
-    sources = list(expand_paths(paths, errors))
+    sources = list(inputs_in_order(paths, errors))
     yield from errors
-    exports: list[tuple[str, Path | bytes]] = []
+    exports: list[tuple[str, Path | bytes] | None] = []  # None: a document, written under spool first
+    documents: list[tuple[int, str, Path | bytes, Path]] = []
+    later: list[Unit] | None = None  # the RDF units after the first FHIR input: after its buckets
     for source in sources:
-        if source != "-" and is_ndjson_file(Path(source)):
-            exports.append((str(source), Path(source)))  # streamed into buckets, never held whole
-        elif source == "-":
-            try:
-                name, data = read_input(source)
-            except InputError as error:
-                yield error
-                continue
-            try:
-                fmt = sniff_format(name, data)
-            except InputError as error:
-                yield error
-                continue
-            if fmt == "fhir-ndjson":
-                exports.append((name, data))
-            else:
-                yield Unit(name=name, data=data)
+        if isinstance(source, Path):
+            fmt = export_format(source)
+            name, item = str(source), source
         else:
-            yield Unit(name=str(source), path=Path(source))
-    if exports:
-        for found in ndjson.spool(exports, spool, mapper, parts):
-            yield found if isinstance(found, InputError) else Unit(name=found.name, bucket=found.files, sources=found.sources)
+            try:
+                name, item = source if isinstance(source, tuple) else read_input(source)
+                fmt = sniff_format(name, item)
+            except InputError as error:
+                yield error
+                continue
+            fmt = fmt if fmt in ("fhir-ndjson", "fhir-json") else None
+        if fmt is None:
+            unit = Unit(name=name, path=item) if isinstance(item, Path) else Unit(name=name, data=item)
+            if later is None:
+                yield unit
+            else:
+                later.append(unit)
+            continue
+        later = [] if later is None else later
+        if fmt == "fhir-ndjson":
+            exports.append((name, item))  # a file is streamed into buckets, never held whole
+        else:
+            documents.append((len(exports), name, item, spool / f"document.{len(documents)}.ndjson"))
+            exports.append(None)
+    for (index, _name, _item, path), (source, problems) in zip(documents, mapper(_export_document, documents)):
+        yield from problems
+        exports[index] = (source, path) if source is not None else None
+    found = [part for part in exports if part is not None]
+    if found:
+        for bucket in ndjson.spool(found, spool, mapper, parts):
+            yield bucket if isinstance(bucket, InputError) else Unit(name=bucket.name, bucket=bucket.files, sources=bucket.sources)
+    yield from later or ()
+
+
+def _export_document(task: tuple[int, str, Path | bytes, Path]) -> tuple[str | None, list[InputError]]:
+    """A Bundle or lone resource (in whichever process runs it) written as export lines (fhir.export_lines)
+    to its spool file: the name its lines are spooled under (None where it is not read) and its problems."""
+    _index, name, item, path = task
+    try:
+        if isinstance(item, Path):
+            name, data = read_input(item)
+        else:
+            data = item
+        source, lines = fhir.export_lines(name, data)
+        problems = []
+        with open(path, "wb") as out:
+            for line in lines:
+                if isinstance(line, InputError):
+                    problems.append(line)
+                    line = b""
+                out.write(line + b"\n")
+        return source, problems
+    except InputError as error:
+        return None, [error]
+    except Exception as error:  # noqa: BLE001 - the one-line contract; a write error of the spool is an OSError, raised
+        if isinstance(error, OSError):
+            raise
+        return None, [InputError(name, f"could not be read ({one_line(error)})")]
 
 
 def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
