@@ -166,17 +166,35 @@ _WORK: Callable[[list[Patient]], list[dict]] | None = None
 _SIZE = 200
 
 
-def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError]]:
+def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError], list[str]]:
+    """The results and problems of one unit, and (for an RDF file) the IRIs of its patients."""
     assert _WORK is not None
     results: list[dict] = []
     errors: list[InputError] = []
+    iris: list[str] = []
     for batch in unit_batches(unit, _SIZE):
         errors.extend(batch.errors)
         if batch.patients:
+            if not unit.bucket:
+                iris.extend(str(patient.iri) for patient in batch.patients)
             done, failed = isolate(_WORK, batch.patients)
             results.extend(done)
             errors.extend(failed)
-    return results, errors
+    return results, errors, iris
+
+
+def _split_rdf(seen: dict[str, str], unit: Unit, iris: list[str]) -> list[InputError]:
+    """A patient (IRI) of an RDF file already met in another RDF file: reported. RDF files are read one at
+    a time (a patient's graph is one file, as the project's tools write it), so each part was judged
+    alone; never in silence (docs/decisions.md, "Order of patients")."""
+    found = []
+    for iri in iris:
+        first = seen.setdefault(iri, unit.name)
+        if first != unit.name:
+            found.append(InputError(unit.name, f"patient {iri} is also in {first}: RDF files are read one at a time, so each "
+                                               "part was judged alone; give a patient's graph in one file (query and reason "
+                                               "merge them)"))
+    return found
 
 
 def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]) -> tuple[list[dict], list[PatientFailure]]:
@@ -270,6 +288,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
     consumer closing the generator) the workers are stopped and the spool folder removed."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
+    seen: dict[str, str] = {}  # IRI -> the RDF file its patient was read from (_split_rdf)
 
     def pending(found: Iterable[Unit | InputError]) -> Iterator[Unit]:
         for unit in found:
@@ -285,7 +304,8 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
                 found = list(found)
                 on_total(len(found))
             for unit in found:
-                results, errors = _run_unit(unit)
+                results, errors, iris = _run_unit(unit)
+                errors += _split_rdf(seen, unit, iris)
                 if errors:
                     on_errors(errors)
                 yield results
@@ -304,10 +324,11 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             futures = [executor.submit(_run_unit, unit) for unit in listed]
             for done, future in enumerate(futures):
                 try:
-                    results, errors = future.result()
+                    results, errors, iris = future.result()
                 except BrokenProcessPool:
                     raise _lost(listed[done:], done) from None
                 futures[done] = None  # type: ignore[call-overload]  # its results are not kept here
+                errors += _split_rdf(seen, listed[done], iris)
                 if errors:
                     on_errors(errors)
                 yield results
