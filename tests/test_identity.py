@@ -738,6 +738,8 @@ def test_a_patient_split_over_rdf_files_is_reported(tmp_path):
     assert result.exit_code == 2
     assert f"neuropathy-kg: {tmp_path / 'b.ttl'}: patient https://example.org/patients/alice/patient is also in {tmp_path / 'a.ttl'}: " in result.stderr
     assert invoke("recommend", *AS_OF, "--format", "json", str(tmp_path / "a.ttl")).exit_code == 0
+    twice = invoke("recommend", *AS_OF, "--format", "json", str(tmp_path / "a.ttl"), str(tmp_path / "a.ttl"))
+    assert twice.exit_code == 2 and "is also in" in twice.stderr, "the same file given twice is no exception"
 
 
 # ---------------------------------------------------------------- a Medication given twice (issue 14 closing note)

@@ -1,11 +1,12 @@
 """Population runs: stream patients in chunks, with memory that does not grow with their number, on
 all cores.
 
-RDF files and FHIR Bundles are read one file at a time. Bulk Data NDJSON puts one patient's resources
-on many lines of many files, so its lines are first spooled into on-disk buckets by patient (ndjson.py:
-the patient id each line resolves to, hashed; a Medication goes to the buckets whose lines reference
-it), then read one bucket at a time. Chunks of patients go to worker processes as N-Triples; results
-come back in order.
+RDF files are read one file at a time. Every FHIR input of a run is one export: Bulk Data NDJSON puts
+one patient's resources on many lines of many files, and a patient may be split over Bundles too, so
+Bundles are first written as export lines (fhir.export_lines) and then every line is spooled into
+on-disk buckets by patient (ndjson.py: the patient id each line resolves to, hashed; a Medication goes
+to the buckets whose lines reference it), then read one bucket at a time. Chunks of patients go to
+worker processes as N-Triples; results come back in order.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class Batch:
 
 @dataclass(frozen=True)
 class Unit:
-    """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
-    bucket (its spool files: the Medications its lines reference, then one per spooling process, then
-    the lines resolved after the pass)."""
+    """A piece of input one process reads and converts by itself: an RDF file or some bytes, or a bucket of
+    the FHIR export (its spool files: the Medications its lines reference, then one per spooling process,
+    then the lines resolved after the pass)."""
 
     name: str
     path: Path | None = None
@@ -183,15 +184,15 @@ def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError], list[str]]:
     return results, errors, iris
 
 
-def _split_rdf(seen: dict[str, str], unit: Unit, iris: list[str]) -> list[InputError]:
+def _split_rdf(seen: dict[str, tuple[int, str]], index: int, unit: Unit, iris: list[str]) -> list[InputError]:
     """A patient (IRI) of an RDF file already met in another RDF file: reported. RDF files are read one at
     a time (a patient's graph is one file, as the project's tools write it), so each part was judged
     alone; never in silence (docs/decisions.md, "Order of patients")."""
     found = []
     for iri in iris:
-        first = seen.setdefault(iri, unit.name)
-        if first != unit.name:
-            found.append(InputError(unit.name, f"patient {iri} is also in {first}: RDF files are read one at a time, so each "
+        first, name = seen.setdefault(iri, (index, unit.name))
+        if first != index:
+            found.append(InputError(unit.name, f"patient {iri} is also in {name}: RDF files are read one at a time, so each "
                                                "part was judged alone; give a patient's graph in one file (query and reason "
                                                "merge them)"))
     return found
@@ -288,7 +289,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
     consumer closing the generator) the workers are stopped and the spool folder removed."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
-    seen: dict[str, str] = {}  # IRI -> the RDF file its patient was read from (_split_rdf)
+    seen: dict[str, tuple[int, str]] = {}  # IRI -> the unit (RDF file) its patient was read from (_split_rdf)
 
     def pending(found: Iterable[Unit | InputError]) -> Iterator[Unit]:
         for unit in found:
@@ -303,9 +304,9 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             if on_total is not None:  # listing units reads nothing but NDJSON, which is spooled anyway
                 found = list(found)
                 on_total(len(found))
-            for unit in found:
+            for index, unit in enumerate(found):
                 results, errors, iris = _run_unit(unit)
-                errors += _split_rdf(seen, unit, iris)
+                errors += _split_rdf(seen, index, unit, iris)
                 if errors:
                     on_errors(errors)
                 yield results
@@ -328,7 +329,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
                 except BrokenProcessPool:
                     raise _lost(listed[done:], done) from None
                 futures[done] = None  # type: ignore[call-overload]  # its results are not kept here
-                errors += _split_rdf(seen, listed[done], iris)
+                errors += _split_rdf(seen, done, listed[done], iris)
                 if errors:
                     on_errors(errors)
                 yield results

@@ -1,4 +1,6 @@
 """FHIR Bulk Data NDJSON: its lines, the patient each line belongs to, buckets by patient, spooling.
+Every FHIR input of a run is spooled here as one export (a Bundle as one line per entry, written by
+fhir.export_lines), and which copy of a resource given twice counts (counted_copy) is decided here too.
 
 The resolution of a reference to a patient lives here, once, and every reader calls it: the spooler
 (which line goes to which bucket), the FHIR converter (which patient a record belongs to, in an NDJSON
