@@ -442,12 +442,16 @@ def _respell(resource: dict, how: str) -> dict:
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 32), files=st.integers(1, 4), bucket_bytes=st.sampled_from([500, 5_000, 50_000, 4_000_000]),
-       chunk=st.integers(1, 30), jobs=st.sampled_from([1, 1, 2]), alone=st.integers(0, 23))
+       chunk=st.integers(1, 30), jobs=st.sampled_from([1, 1, 2]), alone=st.integers(0, 23), bundles=st.integers(0, 4))
+@example(seed=7, files=2, bucket_bytes=500, chunk=5, jobs=2, alone=3, bundles=1)  # a Bundle and an NDJSON file, workers
+@example(seed=8, files=3, bucket_bytes=5_000, chunk=30, jobs=1, alone=0, bundles=3)  # Bundles only
 def test_every_patient_output_is_the_same_however_the_export_is_cut(population, tmp_path_factory, monkeypatch,
-                                                                    seed, files, bucket_bytes, chunk, jobs, alone):
-    """Whatever the bucket size, chunk size, --jobs, order of lines and files, split into files and
-    spelling of references (Patient/X, Patient/X/_history/2, an absolute URL, an identifier), and whether
-    a patient is run alone or in the population, each patient's recommend and validate output is the same."""
+                                                                    seed, files, bucket_bytes, chunk, jobs, alone, bundles):
+    """Whatever the bucket size, chunk size, --jobs, order of lines and files, split into files (NDJSON
+    files or Bundles: the first ``bundles`` parts are written as Bundles, so a patient is split over
+    Bundles, or Bundles and NDJSON, as well) and spelling of references (Patient/X,
+    Patient/X/_history/2, an absolute URL, an identifier), and whether a patient is run alone or in the
+    population, each patient's recommend and validate output is the same."""
     lines, expected = population
     rng = random.Random(seed)
     shuffled = [_respell(r, rng.choice(SPELLINGS)) for r in lines]
@@ -457,7 +461,10 @@ def test_every_patient_output_is_the_same_however_the_export_is_cut(population, 
     for resource in shuffled:
         parts[rng.randrange(files)].append(resource)
     for k, part in enumerate(parts):
-        write(folder / f"part-{k}.ndjson", part)
+        if k < bundles and part:
+            (folder / f"part-{k}.json").write_text(bundle_of(part))
+        else:
+            write(folder / f"part-{k}.ndjson", part)
     monkeypatch.setattr(ndjson, "BUCKET_BYTES", bucket_bytes)
     monkeypatch.setattr(ndjson, "MIN_BUCKET_BYTES", min(bucket_bytes, ndjson.MIN_BUCKET_BYTES))
     errors: list[InputError] = []
@@ -629,3 +636,166 @@ def test_a_condition_twice_relapse_and_remission(tmp_path):
             assert _repeat_ivig(document) == []
             documents.add(json.dumps(document, sort_keys=True))
     assert len(documents) == 1
+
+
+# ---------------------------------------------------------------- one export across Bundles and NDJSON files (review 1 D1)
+
+def bundle_of(resources: list[dict], urls: dict[str, str] | None = None) -> str:
+    """A collection Bundle of the resources; ``urls``: fullUrl by resource id."""
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {**({"fullUrl": urls[r["id"]]} if urls and r.get("id") in urls else {}), "resource": r} for r in resources]})
+
+
+def _recommended(*args: str) -> tuple[int, str, list[dict]]:
+    result = invoke("recommend", *AS_OF, "--format", "json", *args)
+    return result.exit_code, result.stderr, json.loads(result.stdout)["patients"] if result.stdout else []
+
+
+def test_a_patient_split_over_bundles_or_a_bundle_and_ndjson_is_one_patient(tmp_path):
+    """Review 1 D1: A's resources over two Bundle files (or a folder of them, or a Bundle and an NDJSON
+    file, in either order) gave two entries "A", each judged alone (no repeat IVIG, no weight). Now one A,
+    the same as from one Bundle, on both engines and with --jobs 2 (Bundles written as export lines by the
+    workers)."""
+    resources = [*responder(), observation("w", "A", "29463-7", 75, "kg", "2026-11-10")]
+    (tmp_path / "whole.json").write_text(bundle_of(resources))
+    code, stderr, whole = _recommended(str(tmp_path / "whole.json"))
+    assert code == 0 and stderr == "" and [p["patient"] for p in whole] == ["A"]
+    assert [a["dose"]["dailyAmount"] for a in whole[0]["actions"] if a["id"] == "repeat-ivig"] == [30], "0.4 g/kg of 75 kg"
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "a-1.json").write_text(bundle_of(resources[:6]))
+    (folder / "a-2.json").write_text(bundle_of(resources[6:]))
+    write(tmp_path / "a-2.ndjson", resources[6:])
+    cases = [(str(folder / "a-1.json"), str(folder / "a-2.json")), (str(folder),), (str(folder / "a-1.json"), str(tmp_path / "a-2.ndjson")),
+             (str(tmp_path / "a-2.ndjson"), str(folder / "a-1.json")), (str(folder), "--jobs", "2")]
+    for args in cases:
+        code, stderr, found = _recommended(*args)
+        assert (code, stderr) == (0, ""), args
+        assert found == whole, f"one patient A, as from one Bundle: {args}"
+    for engine in ("rdflib", "oxigraph"):
+        assert _recommended("--engine", engine, str(folder))[2] == _recommended("--engine", engine, str(tmp_path / "whole.json"))[2]
+    patients, errors = read_patients([str(folder / "a-1.json"), str(tmp_path / "a-2.ndjson")])  # query, reason, load
+    assert not errors and [p.id for p in patients] == ["A"] and weights(patients[0].graph) == [75.0]
+
+
+def test_an_identifier_reference_names_a_patient_of_another_bundle(tmp_path):
+    """Review 1 D15 addendum: C's Patient in one Bundle, all C's resources in another naming C by
+    identifier: 11 lines "identifier urn:mrn|C-1 names no Patient in the input" and C without data. Now
+    resolved across the files (in NDJSON it was already)."""
+    mrn = {"system": "urn:mrn", "value": "C-1"}
+    records = [{**r, "subject": {"identifier": mrn}} for r in [*responder("C")[1:], observation("w", "C", "29463-7", 75, "kg", "2026-11-10")]]
+    (tmp_path / "idC-1.json").write_text(bundle_of([patient("C", "1960-01-15", identifier=[mrn])]))
+    (tmp_path / "idC-2.json").write_text(bundle_of(records))
+    (tmp_path / "one.json").write_text(bundle_of([patient("C", "1960-01-15", identifier=[mrn]), *records]))
+    code, stderr, found = _recommended(str(tmp_path / "idC-1.json"), str(tmp_path / "idC-2.json"))
+    assert (code, stderr) == (0, "")
+    assert found == _recommended(str(tmp_path / "one.json"))[2]
+    assert found[0]["inScope"] and found[0]["facts"]["weightKg"] == 75 and "repeat-ivig" in [a["id"] for a in found[0]["actions"]]
+    patients, errors = read_patients([str(tmp_path / "idC-2.json"), str(tmp_path / "idC-1.json")])
+    assert not errors and [p.id for p in patients] == ["C"] and weights(patients[0].graph) == [75.0]
+
+
+def test_a_bundle_entry_is_named_by_file_and_entry(tmp_path):
+    """A reference by urn:uuid is resolved within its Bundle (before its entries join the export); one
+    naming no entry of its own Bundle (not even a Patient's fullUrl in another file: full URLs are local
+    to their Bundle) is reported as FILE, entry N, on every path."""
+    urls = {"x": "urn:uuid:7d3e0000-0000-4000-8000-000000000001"}
+    (tmp_path / "b.json").write_text(bundle_of([
+        patient("x"), observation("o2", {"reference": "urn:uuid:0b1a"}, "29463-7", 70, "kg"),
+        observation("o3", {"reference": urls["x"]}, "29463-7", 71, "kg")], urls))
+    (tmp_path / "c.json").write_text(bundle_of([observation("o4", {"reference": urls["x"]}, "29463-7", 72, "kg")]))
+    paths = [str(tmp_path / "b.json"), str(tmp_path / "c.json")]
+    wanted = [f"{tmp_path / 'b.json'}, entry 2: Observation/o2 reference urn:uuid:0b1a names no Patient entry of its Bundle: skipped",
+              f"{tmp_path / 'c.json'}, entry 1: Observation/o4 reference {urls['x']} names no Patient entry of its Bundle: skipped"]
+    for found, errors in (read_patients(paths), _batched(paths)):
+        assert [str(e) for e in errors] == wanted
+        assert [p.id for p in found] == ["x"] and weights(found[0].graph) == [71.0]
+    result = invoke("recommend", *AS_OF, "--format", "json", *paths)
+    assert result.exit_code == 2 and [line for line in result.stderr.splitlines() if "entry" in line] == [f"neuropathy-kg: {w}" for w in wanted]
+
+
+def test_the_fhir_export_comes_at_the_place_of_its_first_input(tmp_path):
+    """Review 2 #11: with NDJSON among RDF files the NDJSON patients came last. Now the one FHIR export
+    (every NDJSON file and Bundle of the run) comes at the place of the first FHIR input; RDF files as
+    given; inside the export by bucket, then patient id. The same through the library."""
+    write(tmp_path / "lone.ndjson", [patient("p1"), neuropathy("p1")])
+    (tmp_path / "b.json").write_text(bundle_of([patient("p2"), neuropathy("p2")]))
+    alice, carmen = str(EXAMPLES / "01-responder-relapse.ttl"), str(EXAMPLES / "03-renal-impairment.ttl")
+    for args, order in [((alice, str(tmp_path / "lone.ndjson"), carmen), ["alice", "p1", "carmen"]),
+                        ((str(tmp_path / "b.json"), alice, str(tmp_path / "lone.ndjson"), carmen), ["p1", "p2", "alice", "carmen"])]:
+        result = invoke("recommend", *AS_OF, "--jsonl", *args)
+        assert result.exit_code == 0, result.stderr
+        assert [json.loads(line)["patient"] for line in result.stdout.splitlines()] == order
+        assert [p["patient"] for p in __import__("neuropathy_kg").recommend(list(args), as_of=AS_OF[1])["patients"]] == order
+
+
+def test_a_patient_split_over_rdf_files_is_reported(tmp_path):
+    """RDF files are read one at a time (a patient's graph is one file): the same patient IRI in a second
+    RDF file is judged alone there, and said so, exit 2 (it was silent)."""
+    for name in ("a.ttl", "b.ttl"):
+        (tmp_path / name).write_bytes((EXAMPLES / "01-responder-relapse.ttl").read_bytes())
+    result = invoke("recommend", *AS_OF, "--format", "json", str(tmp_path / "a.ttl"), str(tmp_path / "b.ttl"))
+    assert result.exit_code == 2
+    assert f"neuropathy-kg: {tmp_path / 'b.ttl'}: patient https://example.org/patients/alice/patient is also in {tmp_path / 'a.ttl'}: " in result.stderr
+    assert invoke("recommend", *AS_OF, "--format", "json", str(tmp_path / "a.ttl")).exit_code == 0
+    twice = invoke("recommend", *AS_OF, "--format", "json", str(tmp_path / "a.ttl"), str(tmp_path / "a.ttl"))
+    assert twice.exit_code == 2 and "is also in" in twice.stderr, "the same file given twice is no exception"
+
+
+# ---------------------------------------------------------------- a Medication given twice (issue 14 closing note)
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def medication(version: str | None, code: str, name: str, mid: str = "m1") -> dict:
+    return {"resourceType": "Medication", "id": mid, **({"meta": {"versionId": version}} if version else {}),
+            "code": {"coding": [{"system": RXNORM, "code": code, "display": name}]}}
+
+
+def ordered(pid: str = "A") -> dict:
+    return {"resourceType": "MedicationRequest", "id": "rx1", "status": "active", "intent": "order", "authoredOn": "2026-06-01",
+            "subject": {"reference": f"Patient/{pid}"}, "medicationReference": {"reference": "Medication/m1"},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": 150, "unit": "mg"}}]}]}
+
+
+def drugs(graph: rdflib.Graph) -> list[str]:
+    return sorted(str(o).rsplit("/", 1)[-1] for o in graph.objects(None, NKG.drug))
+
+
+def _every_path(tmp_path: Path, name: str, resources: list[dict], medications: list[dict]):
+    """(path label, patients, error lines) for the resources with the Medications after them, read as
+    NDJSON, as a Bundle, split over a Bundle (the patient's) and an NDJSON file (the Medications), by
+    read_patients and by the spooler (batch)."""
+    folder = tmp_path / name
+    (folder / "nd").mkdir(parents=True)
+    (folder / "bundle").mkdir()
+    (folder / "split").mkdir()
+    write(folder / "nd" / "export.ndjson", [*resources, *medications])
+    (folder / "bundle" / "all.json").write_text(bundle_of([*resources, *medications]))
+    (folder / "split" / "a.json").write_text(bundle_of([*resources, medications[0]]))
+    write(folder / "split" / "m.ndjson", medications[1:])
+    for kind in ("nd", "bundle", "split"):
+        for reader, (found, errors) in (("read_patients", read_patients([str(folder / kind)])), ("batch", _batched([str(folder / kind)]))):
+            yield f"{kind}/{reader}", found, [str(e) for e in errors]
+
+
+def test_a_medication_given_twice_counts_by_one_rule_on_every_path(tmp_path):
+    """Medication/m1 in versions 1 (gabapentin, first), 3 (pregabalin) and 2 (duloxetine, last): its latest
+    version counts on every path (the embedded spooler took the first, Bundles and read_patients the last);
+    with no version to tell, none counts (the order's drug is unknown: no dose is read from a contested
+    drug) and one line names the last copy; identical copies count once, silently."""
+    resources = [patient("A"), neuropathy("A"), ordered()]
+    versions = [medication("1", "25480", "gabapentin"), medication("3", "187832", "pregabalin"), medication("2", "72625", "duloxetine")]
+    for label, found, errors in _every_path(tmp_path, "versions", resources, versions):
+        assert errors == [] and drugs(graph_of(found, "A")) == ["pregabalin"], label
+    contested = [medication(None, "25480", "gabapentin"), medication(None, "187832", "pregabalin")]
+    for label, found, errors in _every_path(tmp_path, "contested", resources, contested):
+        assert drugs(graph_of(found, "A")) == [], label
+        assert len(errors) == 1 and errors[0].endswith(": Medication/m1 appears 2 times with different content and no version "
+                                                       "to tell the latest: none is read"), (label, errors)
+        assert errors[0].startswith(("/", str(tmp_path))) and ("export.ndjson:5:" in errors[0] or "all.json, entry 5:" in errors[0]
+                                                                or "m.ndjson:1:" in errors[0]), (label, errors)
+    same = [medication(None, "187832", "pregabalin")] * 2
+    for label, found, errors in _every_path(tmp_path, "same", resources, same):
+        assert errors == [] and drugs(graph_of(found, "A")) == ["pregabalin"], label

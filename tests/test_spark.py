@@ -210,10 +210,12 @@ def test_lines_are_keyed_by_ndjson_route():
 
 def _identity_export(root: Path) -> Path:
     """8 synthetic patients whose references use every spelling: p0 versioned, p1 an absolute URL, p2 only
-    by identifier (its MedicationRequest by medicationReference to a Medication, given twice: the first
-    copy counts), p3 Patient/ID; p0 and p1 each have an Observation/1; p4 and p5 share an identifier; and
-    lines whose patient cannot be resolved (a urn:uuid, an identifier of no Patient, one of two Patients,
-    no subject at all), a Practitioner and an unreferenced Medication."""
+    by identifier (its MedicationRequest by medicationReference to a Medication given in three versions:
+    the latest, neither the first nor the last, counts), p3 Patient/ID (with an order of a Medication given
+    twice with different content and no version: none counts, reported); p0 and p1 each have an
+    Observation/1; p4 and p5 share an identifier; and lines whose patient cannot be resolved (a urn:uuid, an
+    identifier of no Patient, one of two Patients, no subject at all), a Practitioner and an unreferenced
+    Medication."""
     folder = generate(8, root / "identity", seed=19)
     mrn = "urn:example:mrn"
     spelled = {"Patient/p0000000": {"reference": "Patient/p0000000/_history/2"},
@@ -246,11 +248,16 @@ def _identity_export(root: Path) -> Path:
         {"resourceType": "Observation", "id": "u2", "status": "final", "subject": {"identifier": {"system": mrn, "value": "NOBODY"}}},
         {"resourceType": "Observation", "id": "u3", "status": "final", "subject": {"identifier": {"system": mrn, "value": "D"}}},
         {"resourceType": "Condition", "id": "u4"},
+        {"resourceType": "MedicationRequest", "id": "mr-m2", "status": "active", "intent": "order",
+         "subject": {"reference": "Patient/p0000003"}, "authoredOn": "2026-10-01", "medicationReference": {"reference": "Medication/m2"}},
         {"resourceType": "Practitioner", "id": "dr1"},
     ]
-    medications = [{"resourceType": "Medication", "id": "m1", "code": {"text": "pregabalin 150 MG Oral Capsule"}},
-                   {"resourceType": "Medication", "id": "m1", "code": {"text": "metformin 500 MG Oral Tablet"}},
-                   {"resourceType": "Medication", "id": "m9", "code": {"text": "gabapentin 300 MG Oral Capsule"}}]
+    medications = [{"resourceType": "Medication", "id": "m1", "meta": {"versionId": "1"}, "code": {"text": "metformin 500 MG Oral Tablet"}},
+                   {"resourceType": "Medication", "id": "m1", "meta": {"versionId": "3"}, "code": {"text": "pregabalin 150 MG Oral Capsule"}},
+                   {"resourceType": "Medication", "id": "m1", "meta": {"versionId": "2"}, "code": {"text": "metformin 850 MG Oral Tablet"}},
+                   {"resourceType": "Medication", "id": "m9", "code": {"text": "gabapentin 300 MG Oral Capsule"}},
+                   {"resourceType": "Medication", "id": "m2", "code": {"text": "pregabalin 75 MG Oral Capsule"}},
+                   {"resourceType": "Medication", "id": "m2", "code": {"text": "duloxetine 60 MG Oral Capsule"}}]
     (folder / "Other.ndjson").write_text("".join(json.dumps(r) + "\n" for r in extra), encoding="utf-8")
     (folder / "Medication.ndjson").write_text("".join(json.dumps(r) + "\n" for r in medications), encoding="utf-8")
     return folder
@@ -273,8 +280,8 @@ def test_spark_resolves_every_reference_spelling_as_the_embedded_path(identity):
     assert sorted(json.loads(line)["patient"] for line in expected) == [f"p000000{k}" for k in range(8)]
     assert len(found) == len(expected) and set(found) == set(expected)
     by_patient = {json.loads(line)["patient"]: line for line in expected}
-    # p0000002's only drug is the first Medication/m1 (pregabalin; the second copy is metformin): it reached
-    # the bucket of the patient named only by identifier, once
+    # p0000002's only drug is Medication/m1 in its latest version (3, pregabalin; the first and the last copy
+    # are metformin): it reached the bucket of the patient named only by identifier, once, on both paths
     assert json.loads(by_patient["p0000002"])["facts"]["onFirstLineAgent"] is True
 
 
@@ -283,7 +290,8 @@ def test_spark_reports_unresolvable_references_with_file_and_line_as_the_embedde
     folder = identity["folder"]
     problems = _problems(identity["spark"].stderr, folder)
     assert problems == _problems(identity["embedded"].stderr, folder)
-    assert [line.split(": ", 2)[1] for line in problems] == [f"EXPORT/Other.ndjson:{k}" for k in (2, 3, 4, 5)]
+    assert [line.split(": ", 2)[1] for line in problems] == ["EXPORT/Medication.ndjson:6", *(f"EXPORT/Other.ndjson:{k}" for k in (2, 3, 4, 5))]
+    assert problems[0].endswith("Medication/m2 appears 2 times with different content and no version to tell the latest: none is read")
     for wanted in ("urn:uuid:", "NOBODY names no Patient", "names 2 different Patients", "names no patient"):
         assert any(wanted in line for line in problems), (wanted, problems)
 

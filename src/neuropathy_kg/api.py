@@ -93,10 +93,10 @@ def _inputs(inputs: Input | Iterable[Input] | None) -> list[Input]:
 
 
 def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
-    """``work`` over every chunk of patients, input by input in order: paths through the command's own
-    population path (batch.run, one process), dicts read as FHIR JSON documents named '<input N>'."""
+    """``work`` over every chunk of patients, through the command's own population path (batch.run, one
+    process): paths, and dicts as FHIR JSON documents named '<input N>' (_documents); every FHIR input
+    is one export, as on the command line."""
     from . import batch
-    from .load import chunks
 
     if errors not in ("raise", "report"):
         raise ValueError("errors must be 'raise' or 'report'")
@@ -114,17 +114,8 @@ def _run(inputs, work, size: int, errors: str) -> tuple[list, RunSummary]:
     items = _inputs(inputs)
     if not items:  # as the command refuses a run with no input
         raise ValueError("no inputs: give one or more paths or FHIR JSON dicts")
-    for start, end in _groups(items):
-        if isinstance(items[start], dict):
-            patients, unreadable = _read_dicts(items, start, end)
-            report(unreadable)
-            for chunk in chunks(patients, size):
-                done, failed = batch.isolate(work, chunk)
-                results.extend(done)
-                report(failed)
-        else:
-            for chunk in batch.run([os.fspath(item) for item in items[start:end]], size, work, 1, report):
-                results.extend(chunk)
+    for chunk in batch.run(_documents(items), size, work, 1, report):
+        results.extend(chunk)
     if problems and errors == "raise":
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     summary.processed = len(results)
@@ -225,23 +216,11 @@ def query(query: str, inputs: Input | Iterable[Input] | None = None, as_of: str 
 def _patients(inputs) -> list:
     from .load import read_patients
 
-    found: dict = {}
-    problems: list[InputError] = []
-    items = _inputs(inputs)
-    for start, end in _groups(items):
-        if isinstance(items[start], dict):
-            patients, unreadable = _read_dicts(items, start, end)
-        else:
-            patients, unreadable = read_patients([os.fspath(item) for item in items[start:end]])
-        problems.extend(error for error in unreadable if not isinstance(error, SkippedFile))
-        for patient in patients:
-            if patient.iri in found:
-                found[patient.iri].merge(patient)
-            else:
-                found[patient.iri] = patient
+    patients, unreadable = read_patients(_documents(_inputs(inputs)))
+    problems = [error for error in unreadable if not isinstance(error, SkippedFile)]
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
-    return list(found.values())
+    return patients
 
 
 def _groups(items: list) -> list[tuple[int, int]]:
@@ -272,17 +251,21 @@ def _resources_end(items: list, start: int) -> int:
     return end
 
 
-def _read_dicts(items: list, start: int, end: int):
-    """The patients of ``items[start:end]`` (see _resources_end) and the problems met, named '<input N>'
-    or '<inputs N-M>' by their positions in ``inputs``."""
+def _documents(items: list) -> list:
+    """The inputs as batch.run and load.read_patients take them: paths as str, and dicts as (name, FHIR
+    JSON) documents in memory (see _groups), named '<input N>' or '<inputs N-M>' by their positions."""
     import orjson
 
-    from .load import read_document
-
-    if end - start == 1:
-        return read_document(f"<input {start + 1}>", orjson.dumps(items[start]))
-    data = b"\n".join(orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) for item in items[start:end])
-    return read_document(f"<inputs {start + 1}-{end}>", data)
+    found: list = []
+    for start, end in _groups(items):
+        if not isinstance(items[start], dict):
+            found.extend(os.fspath(item) for item in items[start:end])
+        elif end - start == 1:
+            found.append((f"<input {start + 1}>", orjson.dumps(items[start], option=orjson.OPT_NON_STR_KEYS)))
+        else:
+            found.append((f"<inputs {start + 1}-{end}>",
+                          b"\n".join(orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) for item in items[start:end])))
+    return found
 
 
 def _python(term):

@@ -1,11 +1,12 @@
 """Population runs: stream patients in chunks, with memory that does not grow with their number, on
 all cores.
 
-RDF files and FHIR Bundles are read one file at a time. Bulk Data NDJSON puts one patient's resources
-on many lines of many files, so its lines are first spooled into on-disk buckets by patient (ndjson.py:
-the patient id each line resolves to, hashed; a Medication goes to the buckets whose lines reference
-it), then read one bucket at a time. Chunks of patients go to worker processes as N-Triples; results
-come back in order.
+RDF files are read one file at a time. Every FHIR input of a run is one export: Bulk Data NDJSON puts
+one patient's resources on many lines of many files, and a patient may be split over Bundles too, so
+Bundles are first written as export lines (fhir.export_lines) and then every line is spooled into
+on-disk buckets by patient (ndjson.py: the patient id each line resolves to, hashed; a Medication goes
+to the buckets whose lines reference it), then read one bucket at a time. Chunks of patients go to
+worker processes as N-Triples; results come back in order.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from . import ndjson
-from .load import InputError, Patient, chunks, expand_paths, is_ndjson_file, one_line, read_document, read_input, sniff_format
+from . import fhir, ndjson
+from .load import (Document, InputError, Patient, chunks, export_format, inputs_in_order, one_line, read_document, read_input,
+                   sniff_format)
 
 @dataclass
 class Batch:
@@ -37,9 +39,9 @@ class Batch:
 
 @dataclass(frozen=True)
 class Unit:
-    """A piece of input one process reads and converts by itself: a file, some bytes, or an NDJSON
-    bucket (its spool files: the Medications its lines reference, then one per spooling process, then
-    the lines resolved after the pass)."""
+    """A piece of input one process reads and converts by itself: an RDF file or some bytes, or a bucket of
+    the FHIR export (its spool files: the Medications its lines reference, then one per spooling process,
+    then the lines resolved after the pass)."""
 
     name: str
     path: Path | None = None
@@ -57,37 +59,79 @@ class PatientFailure(InputError):
     """A patient whose data was read but could not be processed; the others in its chunk still are."""
 
 
-def units(paths: Iterable[str], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
-    """The input as units, in order; NDJSON exports are spooled into buckets under ``spool`` first (by
-    ``parts`` processes at once through ``mapper``, a Pool's map, where the export is large). A path
-    that cannot be read is reported and the others are still read."""
+def units(paths: Iterable[str | Document], spool: Path, mapper: Callable = map, parts: int = 1) -> Iterator[Unit | InputError]:
+    """The input as units, in order. Every FHIR input (Bulk NDJSON files, Bundles, lone resources; paths
+    or, from the library, documents in memory) is one export: Bundles are written as export lines under
+    ``spool`` (fhir.export_lines: their references to their own entries resolved), then everything is
+    spooled into buckets by patient (by ``parts`` processes at once through ``mapper``, a Pool's map, where
+    the export is large), so a patient split over files of any kind is one patient. The export's buckets
+    come at the place of the first FHIR input; RDF files are units of their own, as given. A path that
+    cannot be read is reported and the others are still read."""
     errors: list[InputError] = []
-    sources = list(expand_paths(paths, errors))
+    sources = list(inputs_in_order(paths, errors))
     yield from errors
-    exports: list[tuple[str, Path | bytes]] = []
+    exports: list[tuple[str, Path | bytes] | None] = []  # None: a document, written under spool first
+    documents: list[tuple[int, str, Path | bytes, Path]] = []
+    later: list[Unit] | None = None  # the RDF units after the first FHIR input: after its buckets
     for source in sources:
-        if source != "-" and is_ndjson_file(Path(source)):
-            exports.append((str(source), Path(source)))  # streamed into buckets, never held whole
-        elif source == "-":
-            try:
-                name, data = read_input(source)
-            except InputError as error:
-                yield error
-                continue
-            try:
-                fmt = sniff_format(name, data)
-            except InputError as error:
-                yield error
-                continue
-            if fmt == "fhir-ndjson":
-                exports.append((name, data))
-            else:
-                yield Unit(name=name, data=data)
+        if isinstance(source, Path):
+            fmt = export_format(source)
+            name, item = str(source), source
         else:
-            yield Unit(name=str(source), path=Path(source))
-    if exports:
-        for found in ndjson.spool(exports, spool, mapper, parts):
-            yield found if isinstance(found, InputError) else Unit(name=found.name, bucket=found.files, sources=found.sources)
+            try:
+                name, item = source if isinstance(source, tuple) else read_input(source)
+                fmt = sniff_format(name, item)
+            except InputError as error:
+                yield error
+                continue
+            fmt = fmt if fmt in ("fhir-ndjson", "fhir-json") else None
+        if fmt is None:
+            unit = Unit(name=name, path=item) if isinstance(item, Path) else Unit(name=name, data=item)
+            if later is None:
+                yield unit
+            else:
+                later.append(unit)
+            continue
+        later = [] if later is None else later
+        if fmt == "fhir-ndjson":
+            exports.append((name, item))  # a file is streamed into buckets, never held whole
+        else:
+            documents.append((len(exports), name, item, spool / f"document.{len(documents)}.ndjson"))
+            exports.append(None)
+    for (index, _name, _item, path), (source, problems) in zip(documents, mapper(_export_document, documents)):
+        yield from problems
+        exports[index] = (source, path) if source is not None else None
+    found = [part for part in exports if part is not None]
+    if found:
+        for bucket in ndjson.spool(found, spool, mapper, parts):
+            yield bucket if isinstance(bucket, InputError) else Unit(name=bucket.name, bucket=bucket.files, sources=bucket.sources)
+    yield from later or ()
+
+
+def _export_document(task: tuple[int, str, Path | bytes, Path]) -> tuple[str | None, list[InputError]]:
+    """A Bundle or lone resource (in whichever process runs it) written as export lines (fhir.export_lines)
+    to its spool file: the name its lines are spooled under (None where it is not read) and its problems."""
+    _index, name, item, path = task
+    try:
+        if isinstance(item, Path):
+            name, data = read_input(item)
+        else:
+            data = item
+        source, lines = fhir.export_lines(name, data)
+        problems = []
+        with open(path, "wb") as out:
+            for line in lines:
+                if isinstance(line, InputError):
+                    problems.append(line)
+                    line = b""
+                out.write(line + b"\n")
+        return source, problems
+    except InputError as error:
+        return None, [error]
+    except Exception as error:  # noqa: BLE001 - the one-line contract; a write error of the spool is an OSError, raised
+        if isinstance(error, OSError):
+            raise
+        return None, [InputError(name, f"could not be read ({one_line(error)})")]
 
 
 def unit_batches(unit: Unit, size: int) -> Iterator[Batch]:
@@ -123,17 +167,35 @@ _WORK: Callable[[list[Patient]], list[dict]] | None = None
 _SIZE = 200
 
 
-def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError]]:
+def _run_unit(unit: Unit) -> tuple[list[dict], list[InputError], list[str]]:
+    """The results and problems of one unit, and (for an RDF file) the IRIs of its patients."""
     assert _WORK is not None
     results: list[dict] = []
     errors: list[InputError] = []
+    iris: list[str] = []
     for batch in unit_batches(unit, _SIZE):
         errors.extend(batch.errors)
         if batch.patients:
+            if not unit.bucket:
+                iris.extend(str(patient.iri) for patient in batch.patients)
             done, failed = isolate(_WORK, batch.patients)
             results.extend(done)
             errors.extend(failed)
-    return results, errors
+    return results, errors, iris
+
+
+def _split_rdf(seen: dict[str, tuple[int, str]], index: int, unit: Unit, iris: list[str]) -> list[InputError]:
+    """A patient (IRI) of an RDF file already met in another RDF file: reported. RDF files are read one at
+    a time (a patient's graph is one file, as the project's tools write it), so each part was judged
+    alone; never in silence (docs/decisions.md, "Order of patients")."""
+    found = []
+    for iri in iris:
+        first, name = seen.setdefault(iri, (index, unit.name))
+        if first != index:
+            found.append(InputError(unit.name, f"patient {iri} is also in {name}: RDF files are read one at a time, so each "
+                                               "part was judged alone; give a patient's graph in one file (query and reason "
+                                               "merge them)"))
+    return found
 
 
 def isolate(work: Callable[[list[Patient]], list[dict]], patients: list[Patient]) -> tuple[list[dict], list[PatientFailure]]:
@@ -227,6 +289,7 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
     consumer closing the generator) the workers are stopped and the spool folder removed."""
     global _WORK, _SIZE
     _WORK, _SIZE = work, size
+    seen: dict[str, tuple[int, str]] = {}  # IRI -> the unit (RDF file) its patient was read from (_split_rdf)
 
     def pending(found: Iterable[Unit | InputError]) -> Iterator[Unit]:
         for unit in found:
@@ -241,8 +304,9 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             if on_total is not None:  # listing units reads nothing but NDJSON, which is spooled anyway
                 found = list(found)
                 on_total(len(found))
-            for unit in found:
-                results, errors = _run_unit(unit)
+            for index, unit in enumerate(found):
+                results, errors, iris = _run_unit(unit)
+                errors += _split_rdf(seen, index, unit, iris)
                 if errors:
                     on_errors(errors)
                 yield results
@@ -261,10 +325,11 @@ def run(paths: Iterable[str], size: int, work: Callable[[list[Patient]], list[di
             futures = [executor.submit(_run_unit, unit) for unit in listed]
             for done, future in enumerate(futures):
                 try:
-                    results, errors = future.result()
+                    results, errors, iris = future.result()
                 except BrokenProcessPool:
                     raise _lost(listed[done:], done) from None
                 futures[done] = None  # type: ignore[call-overload]  # its results are not kept here
+                errors += _split_rdf(seen, done, listed[done], iris)
                 if errors:
                     on_errors(errors)
                 yield results

@@ -27,7 +27,9 @@ from . import NKG
 from .model import MEGABYTE, InputError, Patient, SkippedFile, canonical_decimal, canonical_integer, chunks, one_line, printable
 from .ndjson import is_gzip, open_text, spooled_line
 
-__all__ = ["InputError", "Patient", "one_line", "printable", "chunks", "expand_paths", "read_patients", "read_document",
+__all__ = ["InputError", "Patient", "one_line", "printable", "chunks", "expand_paths", "inputs_in_order", "export_part",
+           "export_format",
+           "read_patients", "read_document",
            "read_input", "sniff_format", "parse_rdf", "is_ndjson_file", "split_patients", "assessment_ntriples", "MEGABYTE"]
 
 RDF_FORMATS = {
@@ -241,6 +243,21 @@ def is_ndjson_file(path: Path) -> bool:
         return False
 
 
+def export_format(path: Path) -> str | None:
+    """"fhir-ndjson" or "fhir-json" for a regular file (plain or .gz) of FHIR JSON, from its name and its
+    head (read only); None for RDF, or where the head cannot be read (read_input then reports it)."""
+    if is_ndjson_file(path):
+        return "fhir-ndjson"
+    if suffix_of(path) != ".json":
+        return None
+    try:
+        with open_text(path) as handle:  # read-only; only the head, to sniff
+            head = handle.read(2048)
+        return "fhir-json" if sniff_format(str(path), head) == "fhir-json" else None
+    except (OSError, EOFError, zlib.error, InputError):
+        return None
+
+
 def _is_json(line: bytes) -> bool:
     try:
         json.loads(line)
@@ -304,30 +321,63 @@ def parse_rdf(name: str, data: bytes, fmt: str) -> rdflib.Graph | rdflib.Dataset
     return target
 
 
-def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]]:
-    """All patients from all inputs, in input order; a patient found in several inputs is merged. The
-    NDJSON inputs are read together, as one export (a patient's lines are on many files, and a reference
-    by identifier needs the Patient lines of every file), at the place of the first of them. A path that
-    cannot be read is reported and the others are still read."""
-    slots: list[list[Patient] | None] = []  # None: where the NDJSON export goes
+#: An input already in memory (the library's FHIR JSON dicts): a name for messages and its bytes.
+Document = tuple[str, bytes]
+
+
+def inputs_in_order(paths: Iterable[str | Document], errors: list[InputError]) -> Iterator[str | Path | Document]:
+    """Every input in order: paths expanded (expand_paths: files as given, folders sorted, '-'), inputs
+    already in memory as they are; problems appended to ``errors``."""
+    for item in paths:
+        if isinstance(item, tuple):
+            yield item
+        else:
+            yield from expand_paths([item], errors)
+
+
+def export_part(name: str, data: bytes, fmt: str) -> tuple[str, bytes, list[InputError]]:
+    """One FHIR input as a part of the run's one export: NDJSON as it is; a Bundle or a lone resource as
+    its export lines (fhir.export_lines: references to its own entries resolved, one line per entry)
+    under the name its lines are spooled by. Raises InputError where the document is not read at all."""
+    if fmt == "fhir-ndjson":
+        return name, data, []
+    from . import fhir
+
+    source, found = fhir.export_lines(name, data)
+    lines = list(found)
+    problems = [line for line in lines if isinstance(line, InputError)]
+    return source, b"\n".join(b"" if isinstance(line, InputError) else line for line in lines), problems
+
+
+def read_patients(paths: Iterable[str | Document]) -> tuple[list[Patient], list[InputError]]:
+    """All patients from all inputs, in input order; a patient found in several inputs is merged. Every
+    FHIR input (Bulk NDJSON files, Bundles, lone resources) is one export, read together at the place of
+    the first of them: a patient's resources may be on many lines of many files and Bundles, and a
+    reference by identifier names a Patient of any of them (as batch.py spools them). RDF files are
+    parsed one by one and a patient's graphs merged by IRI. A path that cannot be read is reported and
+    the others are still read."""
+    slots: list[list[Patient] | None] = []  # None: where the FHIR export goes
     errors: list[InputError] = []
-    ndjson: list[tuple[str, bytes]] = []
-    for source in expand_paths(paths, errors):
+    export: list[tuple[str, bytes]] = []
+    for source in inputs_in_order(paths, errors):
         try:
-            name, data = read_input(source)
-            if sniff_format(name, data) == "fhir-ndjson":
-                if not ndjson:
+            name, data = source if isinstance(source, tuple) else read_input(source)
+            fmt = sniff_format(name, data)
+            if fmt in ("fhir-ndjson", "fhir-json"):
+                if None not in slots:
                     slots.append(None)
-                ndjson.append((name, data))
+                part, lines, problems = export_part(name, data, fmt)
+                errors.extend(problems)
+                export.append((part, lines))
                 continue
             found, problems = read_document(name, data)
             errors.extend(problems)
             slots.append(found)
         except InputError as error:
             errors.append(error)
-    if ndjson:
-        sources = tuple(name for name, _data in ndjson)
-        located = b"".join(spooled_line(index, number, line) for index, (_name, data) in enumerate(ndjson)
+    if export:
+        sources = tuple(name for name, _data in export)
+        located = b"".join(spooled_line(index, number, line) for index, (_name, data) in enumerate(export)
                            for number, line in enumerate(data.splitlines(), 1) if line.strip())
         try:
             found, problems = read_document(", ".join(sources), located, sources)
@@ -336,6 +386,7 @@ def read_patients(paths: Iterable[str]) -> tuple[list[Patient], list[InputError]
             found = []
             errors.append(error)
         slots[slots.index(None)] = found
+    slots = [found for found in slots if found is not None]
     patients: dict[URIRef, Patient] = {}
     for found in slots:
         for patient in found or []:

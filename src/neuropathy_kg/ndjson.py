@@ -1,4 +1,6 @@
 """FHIR Bulk Data NDJSON: its lines, the patient each line belongs to, buckets by patient, spooling.
+Every FHIR input of a run is spooled here as one export (a Bundle as one line per entry, written by
+fhir.export_lines), and which copy of a resource given twice counts (counted_copy) is decided here too.
 
 The resolution of a reference to a patient lives here, once, and every reader calls it: the spooler
 (which line goes to which bucket), the FHIR converter (which patient a record belongs to, in an NDJSON
@@ -19,6 +21,7 @@ patient made up from the reference's text.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import zlib
@@ -31,6 +34,24 @@ import orjson
 from .model import MEGABYTE, InputError, one_line
 
 # ---------------------------------------------------------------- lines and resources
+
+
+class EntrySource(str):
+    """The name of a FHIR JSON document (a Bundle, a lone resource) spooled as export lines, one line per
+    entry: a position in it is "FILE, entry N" (see position), not a line of the file."""
+
+
+class ResourceSource(str):
+    """The name of a FHIR JSON file that is one lone resource, spooled as one export line: a position in
+    it is the file."""
+
+
+def position(source: str, number: int) -> str:
+    """Where a spooled line came from, as problems name it: "FILE:LINE" of an NDJSON file, "FILE, entry N"
+    of a Bundle (EntrySource), "FILE" of a lone resource (ResourceSource)."""
+    if isinstance(source, EntrySource):
+        return f"{source}, entry {number}"
+    return str(source) if isinstance(source, ResourceSource) else f"{source}:{number}"
 
 
 def parse_json(data: bytes):
@@ -227,6 +248,79 @@ def unresolved(where: str, resource: dict, why: str | None) -> InputError:
     return InputError(where, f"{label} {why}: skipped")
 
 
+# ---------------------------------------------------------------- the same resource given twice
+
+
+def content_key(resource: dict) -> bytes | str:
+    """A resource's content as a key: identical copies have the same key, whatever the order of their keys."""
+    try:
+        return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer over 64 bits
+        return json.dumps(resource, sort_keys=True, default=str)
+
+
+def _version(resource: dict) -> int | None:
+    version = (resource.get("meta") or {}).get("versionId") if isinstance(resource.get("meta"), dict) else None
+    return int(version) if isinstance(version, (str, int)) and not isinstance(version, bool) and str(version).isdigit() else None
+
+
+def _last_updated(resource: dict) -> dt.datetime | None:
+    stamp = (resource.get("meta") or {}).get("lastUpdated") if isinstance(resource.get("meta"), dict) else None
+    try:
+        moment = dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def latest(versions: list[dict]) -> dict | None:
+    """The one later than every other of a resource's differing versions, by meta.versionId (numeric), else
+    by meta.lastUpdated; None where neither tells (missing on one, or the latest held twice)."""
+    for order in (_version, _last_updated):
+        keys = [order(v) for v in versions]
+        if any(k is None for k in keys):
+            continue
+        top = max(keys)
+        if keys.count(top) == 1:
+            return versions[keys.index(top)]
+    return None
+
+
+def counted_copy(copies: list[dict]) -> int | None:
+    """fhir-input.md: the same resource (type and id; for a patient's resource, for the same patient) given
+    twice counts once. Which of its copies, in input order, counts: the first where all are identical;
+    else the latest version (see latest) of the differing ones; None where no version tells the latest,
+    so that none is read and no rule uses a contested value. The Bundle and NDJSON readers call it for
+    every resource of a patient, the spooler and the Spark job for Medications."""
+    distinct: dict[bytes | str, int] = {}
+    for index, copy in enumerate(copies):
+        distinct.setdefault(content_key(copy), index)
+    if len(distinct) == 1:
+        return 0
+    found = latest([copies[index] for index in distinct.values()])
+    return next((index for index in distinct.values() if copies[index] is found), None)
+
+
+def chosen_copy(label: str, copies: list[tuple[str, bytes]]) -> tuple[int | None, InputError | None]:
+    """Which of a Medication's copies, each (where, line) in input order, counts (counted_copy), or None
+    and the problem, named at its last copy, where they differ and no version tells the latest. The
+    spooler and the Spark job call it alike."""
+    if len(copies) == 1:
+        return 0, None
+    pick = counted_copy([parse_json(line) for _where, line in copies])
+    if pick is not None:
+        return pick, None
+    return None, InputError(copies[-1][0], contested(label, len(copies)))
+
+
+def contested(label: str, count: int, patient: str | None = None) -> str:
+    """The problem of a resource whose copies differ with no version to tell the latest (counted_copy None)."""
+    whose = f" for patient {patient}" if patient is not None else ""
+    return f"{label} appears {count} times{whose} with different content and no version to tell the latest: none is read"
+
+
 # ---------------------------------------------------------------- buckets (spooled NDJSON)
 
 
@@ -247,7 +341,7 @@ def ndjson_lines(name: str, data: bytes, sources: tuple[str, ...] | None = None)
             continue
         origin, _tab, line = line.partition(b"\t")
         index, _colon, original = origin.partition(b":")
-        yield f"{sources[int(index)]}:{int(original)}", line
+        yield position(sources[int(index)], int(original)), line
 
 
 #: Bytes of NDJSON per bucket: a bucket's patients are converted together, so this bounds memory. A
@@ -358,7 +452,7 @@ class Bucket:
 class _PartResult:
     problems: list[tuple[int, int, InputError]]  # (file index, line, error), to be put in input order
     identifiers: dict[str, set[str]]
-    medications: dict[str, tuple[int, int]]  # "Medication/ID" -> (offset, length) in this part's file
+    medications: dict[str, list[tuple[int, int, int, int]]]  # "Medication/ID" -> its copies: (offset, length) in this part's file, (file index, line)
     needed: dict[int, set[str]]  # bucket -> "Medication/ID" its lines reference
 
 
@@ -398,7 +492,7 @@ def spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable 
             for _number, located in read_lines(path):
                 origin, _tab, line = located.partition(b"\t")
                 index, _colon, number = origin.partition(b":")
-                where = f"{sources[int(index)]}:{int(number)}"
+                where = position(sources[int(index)], int(number))
                 try:
                     patient, medication = resolved(directory, where, line)
                 except InputError as error:
@@ -411,24 +505,41 @@ def spool(files: list[tuple[str, Path | bytes]], folder: Path, mapper: Callable 
     finally:
         for handle in late:
             handle.close()
+    chosen = _chosen_medications(folder, results, sorted(set().union(*needed.values())), sources, problems)
     problems.sort(key=lambda item: (item[0], item[1]))
     yield from (error for _index, _number, error in problems)
     for k in range(count):
-        wanted = needed.get(k, set())
         medications = folder / f"{k}.medications.ndjson"
         with open(medications, "wb") as out:
-            for key in sorted(wanted):
-                for part, result in enumerate(results):  # the first copy in input order, once
-                    if key in result.medications:
-                        offset, length = result.medications[key]
-                        with open(folder / f"medications.{part}.ndjson", "rb") as handle:
-                            handle.seek(offset)
-                            out.write(handle.read(length))
-                        break
+            for key in sorted(needed.get(k, set())):
+                if chosen.get(key) is not None:
+                    out.write(chosen[key])
         bucket = tuple(path for path in (medications, *(folder / f"{k}.{part}.ndjson" for part in range(len(work))),
                                          folder / f"{k}.late.ndjson") if path.stat().st_size)
         if any(path != medications for path in bucket):
             yield Bucket(name=names, files=bucket, sources=sources)
+
+
+def _chosen_medications(folder: Path, results: list[_PartResult], keys: list[str], sources: tuple[str, ...],
+                        problems: list[tuple[int, int, InputError]]) -> dict[str, bytes | None]:
+    """The spooled line of the copy that counts (chosen_copy over every copy in input order) of each
+    Medication the buckets need; None, with its problem, where none does."""
+    chosen: dict[str, bytes | None] = {}
+    for key in keys:
+        copies = [(part, *copy) for part, result in enumerate(results) for copy in result.medications.get(key, ())]
+        if not copies:
+            continue
+        texts = []
+        for part, offset, length, _source, _number in copies:
+            with open(folder / f"medications.{part}.ndjson", "rb") as handle:
+                handle.seek(offset)
+                texts.append(handle.read(length))
+        pick, problem = chosen_copy(key, [(position(sources[source], number), text.rstrip(b"\n").partition(b"\t")[2])
+                                          for (_part, _offset, _length, source, number), text in zip(copies, texts)])
+        chosen[key] = texts[pick] if pick is not None else None
+        if problem is not None:
+            problems.append((copies[-1][3], copies[-1][4], problem))
+    return chosen
 
 
 def _spool_part(task: tuple) -> _PartResult:
@@ -458,7 +569,7 @@ def _spool_line(result: _PartResult, buckets, pending, medications, count: int, 
     if line is not None and not line.strip():
         return
     try:
-        routed = route(f"{name}:{number}", line)
+        routed = route(position(name, number), line)
     except InputError as error:
         result.problems.append((source, number, error))
         return
@@ -466,9 +577,8 @@ def _spool_line(result: _PartResult, buckets, pending, medications, count: int, 
         return
     located = spooled_line(source, number, line)
     if routed.provides is not None:
-        if routed.provides not in result.medications:
-            result.medications[routed.provides] = (medications.tell(), len(located))
-            medications.write(located)
+        result.medications.setdefault(routed.provides, []).append((medications.tell(), len(located), source, number))
+        medications.write(located)
         return
     for key in routed.identifiers:
         result.identifiers.setdefault(key, set()).add(routed.target.value)

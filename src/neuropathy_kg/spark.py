@@ -106,6 +106,18 @@ def _resolved(pair: tuple[str, tuple[tuple[int, int, bytes], set[str] | None]], 
     return ("owned", patient, item, medication, 1)
 
 
+def _chosen(key: str, items, sources: tuple[str, ...]) -> tuple:
+    """The copies of one Medication (line items) as the record of the one that counts, ("medication",
+    "Medication/ID", line item), or the "error" of ndjson.chosen_copy where none does."""
+    from .ndjson import chosen_copy, position
+
+    copies = sorted(items)  # input order: file index, line
+    pick, problem = chosen_copy(key, [(position(sources[source], number), line) for source, number, line in copies])
+    if pick is None:
+        return ("error", copies[-1][0], copies[-1][1], str(problem))
+    return ("medication", key, copies[pick])
+
+
 def bucket_count(patients: int) -> int:
     return max(1, round(patients / BUCKET_PATIENTS))
 
@@ -311,8 +323,16 @@ def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[
         kept.append(late.persist(StorageLevel.MEMORY_AND_DISK))
         owned = owned.union(late.filter(lambda record: record[0] == "owned"))
         errors = errors.union(late.filter(lambda record: record[0] == "error"))
+    chosen = None
+    if kinds.get("medication"):  # the copy of each Medication the lines name that counts (ndjson.chosen_copy)
+        wanted = owned.filter(lambda record: record[3] is not None).map(lambda record: (record[3], None)).distinct()
+        copies = (records.filter(lambda record: record[0] == "medication").map(lambda record: (record[1], record[2]))
+                  .groupByKey().join(wanted).map(lambda pair: _chosen(pair[0], pair[1][0], sources)))
+        kept.append(copies.persist(StorageLevel.MEMORY_AND_DISK))
+        chosen = copies.filter(lambda record: record[0] == "medication").map(lambda record: (record[1], record[2]))
+        errors = errors.union(copies.filter(lambda record: record[0] == "error"))
     patients = owned.map(lambda record: record[1]).countApproxDistinct(0.01)
-    error_count = errors.count() if kinds.get("pending") else kinds.get("error", 0)
+    error_count = errors.count() if kinds.get("pending") or chosen is not None else kinds.get("error", 0)
 
     def ordered():  # the messages in input order (sortBy samples at once: only called where there are errors)
         return errors.sortBy(lambda record: (record[1], record[2])).map(lambda record: record[3])
@@ -323,18 +343,16 @@ def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[
         return result
 
     # Pass 3: buckets, one per partition (ndjson.bucket_of the patient id, the embedded spooler's hash),
-    # each with the Medications its lines reference (the first copy in input order, once), processed by
-    # the caller's work in a Python worker.
+    # each with the Medications its lines reference (the copy that counts, once), processed by the
+    # caller's work in a Python worker.
     buckets = bucket_count(patients)
     from .ndjson import bucket_of
 
     keyed = owned.map(lambda record: (bucket_of(record[1], buckets), record))
     lines = keyed.map(lambda pair: (pair[0], ((1 + pair[1][4], *pair[1][2][:2]), pair[1][2])))
-    if kinds.get("medication"):
-        first = (records.filter(lambda record: record[0] == "medication").map(lambda record: (record[1], record[2]))
-                 .reduceByKey(min))
+    if chosen is not None:
         needed = keyed.filter(lambda pair: pair[1][3] is not None).map(lambda pair: (pair[1][3], pair[0])).distinct()
-        lines = lines.union(needed.join(first).map(lambda pair: (pair[1][0], ((0, pair[0]), pair[1][1]))))
+        lines = lines.union(needed.join(chosen).map(lambda pair: (pair[1][0], ((0, pair[0]), pair[1][1]))))
 
     def bucket(items):
         return process_bucket(items, sources=sources, name=name, size=size, work=work)
