@@ -126,17 +126,21 @@ _CODES = tuple(name for name in fhir.HEAD_FIELDS if name in fhir.CODE_ELEMENTS)
 _OTHERS = tuple(name for name in fhir.HEAD_FIELDS if name not in fhir.CODE_ELEMENTS and name != "resourceType")
 
 
-class _HeadEntry(msgspec.Struct):
-    resource: _Head
+class _Body(msgspec.Struct):
+    """A hook request's fields (CDS Hooks 2.0), the prefetch values left as JSON text; other fields,
+    which the service does not read, are skipped."""
+    hook: object = msgspec.UNSET
+    hookInstance: object = msgspec.UNSET
+    fhirServer: object = msgspec.UNSET
+    fhirAuthorization: object = msgspec.UNSET
+    context: object = msgspec.UNSET
+    prefetch: dict[str, msgspec.Raw] | None | msgspec.UnsetType = msgspec.UNSET
+    extension: object = msgspec.UNSET
 
 
-class _Heads(msgspec.Struct):
-    entry: list[_HeadEntry] = []
-
-
-_OBJECTS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_BODY = msgspec.json.Decoder(_Body)
 _VALUE = msgspec.json.Decoder(_Value)
-_HEADS = msgspec.json.Decoder(_Heads)
+_HEAD = msgspec.json.Decoder(_Head)
 #: (resourceType, its code elements' JSON text) -> fhir.may_be_read, for heads whose other fields are no
 #: strings (a plain-code status is STU3: decided each time): exports repeat the same codes thousands of times.
 _READ = BoundedCache(50_000)
@@ -171,10 +175,11 @@ def _readable_value(raw) -> dict:
     (only those are parsed: the others are scanned, never made into Python objects)."""
     value = _VALUE.decode(raw)
     if value.resourceType != "Bundle":
-        return orjson.loads(bytes(raw))
-    chosen = _selection([entry.resource for entry in _HEADS.decode(raw).entry])
+        return orjson.loads(memoryview(raw))
+    decode = _HEAD.decode
+    chosen = _selection([decode(entry.resource) for entry in value.entry])
     return {"resourceType": "Bundle", "type": "searchset",
-            "entry": [{"resource": orjson.loads(bytes(entry.resource))} for entry, keep in zip(value.entry, chosen) if keep]}
+            "entry": [{"resource": orjson.loads(memoryview(entry.resource))} for entry, keep in zip(value.entry, chosen) if keep]}
 
 
 def parse_hook_body(body: bytes) -> dict:
@@ -184,17 +189,13 @@ def parse_hook_body(body: bytes) -> dict:
     not shaped so (no JSON, a prefetch value without resourceType, an entry without resource, ...) is
     parsed whole and checked as before, so that its 400 names what is wrong."""
     try:
-        top = _OBJECTS.decode(body)
-        parsed = {key: orjson.loads(bytes(raw)) for key, raw in top.items() if key != "prefetch"}
-        if "prefetch" in top:
-            raw = bytes(top["prefetch"])
-            if raw.strip() == b"null":
-                parsed["prefetch"] = None
-            else:
-                parsed["prefetch"] = {key: None if bytes(value).strip() == b"null" else _readable_value(value)
-                                      for key, value in _OBJECTS.decode(raw).items()}
+        top = _BODY.decode(body)
+        parsed = {name: getattr(top, name) for name in top.__struct_fields__ if getattr(top, name) is not msgspec.UNSET}
+        if isinstance(top.prefetch, dict):
+            parsed["prefetch"] = {key: None if bytes(value).strip() == b"null" else _readable_value(value)
+                                  for key, value in top.prefetch.items()}
         return parsed
-    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, TypeError):
         return parse_json(body)
 
 
