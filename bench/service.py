@@ -5,6 +5,7 @@ side by side with a baseline revision in the same run.
                                       [--request docs/cds-hooks/patient-view.json]
                                       [--cards-from docs/cds-hooks/patient-view.json]
                                       [--baseline 1a4576e] [--requests 200] [--clients 16] [--burst 64]
+                                      [--stages 20]
 
 Starts the real service (`neuropathy-kg serve`, uvicorn, one process) on a free loopback port, turns
 the patient's full Bundle (every resource type an EHR export carries) into the prefetch CDS Hooks
@@ -17,6 +18,7 @@ over HTTP (httpx):
 ``--cards-from REQUEST``: the Synthea record given to the patient of a prepared request (its prefetch
 plus every Synthea resource, re-pointed at that patient), so that the request is Synthea-sized and still
 answers cards (Terrilyn Little's record alone is out of the guideline's scope: no card).
+``--stages N``: no server; where a request's CPU goes, stage by stage, in this process (median of N).
 ``--baseline REV``: the same measurements of the service at git revision REV (its tree exported to a
 temporary folder, run with this venv), the sequential requests of the two interleaved (A B, B A, ...) so
 that the machine's load falls on both alike; the ratios are the result, absolute times drift.
@@ -172,6 +174,70 @@ async def run(servers: dict[str, tuple[str, int]], body: bytes, requests: int, c
     return results
 
 
+def stages(body: bytes, repeats: int) -> dict[str, float]:
+    """Where a patient-view request's CPU goes, in this process (no HTTP): the median over ``repeats``
+    of each stage's process time, in ms, after three warm-up runs."""
+    import datetime as dt
+
+    import orjson
+
+    from neuropathy_kg import guideline, pipeline
+    from neuropathy_kg import service as svc
+    from neuropathy_kg.batch import warm_up
+    from neuropathy_kg.engine import new_store
+    from neuropathy_kg.load import assessment_ntriples
+
+    warm_up()
+    svc.plan()
+    clock = time.process_time
+    as_of = dt.date(2026, 11, 24)
+
+    def once() -> dict[str, float]:
+        spent, mark = {}, clock()
+
+        def lap(name):
+            nonlocal mark
+            now = clock()
+            spent[name] = (now - mark) * 1000
+            mark = now
+
+        parsed = svc.parse_hook_body(body)
+        lap("parse (msgspec scan, heads, orjson of the kept)")
+        context = svc.check_hook_request("patient-view", parsed)
+        resources = [r for key, value in (parsed.get("prefetch") or {}).items() if key in svc.PREFETCH
+                     for r in svc.resources_of(value)]
+        lap("request checks")
+        patient = svc.patient_data(resources, context["patientId"], "bench")
+        lap(f"FHIR reader ({len(resources)} resources kept)")
+        store = new_store("oxigraph")
+        store.add_static_ntriples(guideline.ontology_ntriples())
+        lap("ontology into a new store")
+        store.add_ntriples(b"".join([assessment_ntriples(as_of), patient.ntriples]))
+        lap("patient into the store")
+        for _name, update in guideline.fact_updates():
+            store.update(update)
+        lap(f"fact updates ({len(guideline.fact_updates())})")
+        recommended = pipeline._recommend_chunk(store, [patient])[0]
+        lap(f"recommend queries ({len(guideline.action_queries()) + 3})")
+        validated = pipeline._validate_chunk(store, [patient])[0]
+        lap(f"compiled shapes ({len(pipeline.compiled_shapes())})")
+        bundle = svc.recommend_patient_bundle(recommended, as_of.isoformat(), checked=False)
+        lap("$apply Bundle")
+        cards = (svc.finding_cards(validated["findings"], "patient-view", context["patientId"], as_of)
+                 + svc.action_cards(bundle, recommended, "patient-view", context["patientId"], as_of, resources))
+        lap("cards")
+        orjson.dumps({"cards": cards})
+        lap("answer JSON")
+        return spent
+
+    for _ in range(3):
+        once()
+    runs = [once() for _ in range(repeats)]
+    result = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+    result["total"] = statistics.median(sum(run.values()) for run in runs)
+    return result
+
+
 def start(root: Path | None) -> tuple[subprocess.Popen, str]:
     """`neuropathy-kg serve` on a free port: this checkout's, or the tree exported at ``root``."""
     env = dict(os.environ)
@@ -211,6 +277,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--burst", type=int, default=64)
+    parser.add_argument("--stages", type=int, metavar="N",
+                        help="instead: where the CPU of a request goes, stage by stage in this process (median of N)")
     args = parser.parse_args()
     if not args.patient and not args.request:
         sys.exit("no Synthea patient: give --patient FILE.json.gz")
@@ -224,6 +292,12 @@ def main() -> None:
     else:
         (request, count), label = request_for(args.patient), Path(args.patient).name
     body = json.dumps(request).encode()
+    if args.stages:
+        print(f"patient {label}: {count} prefetched resources, {len(body) / 1e6:.1f} MB request; CPU ms, median of {args.stages}")
+        for name, ms in stages(body, args.stages).items():
+            print(f"{ms:8.1f}  {name}")
+        print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        return
     with tempfile.TemporaryDirectory() as folder:
         roots = {"this": None}
         if args.baseline:

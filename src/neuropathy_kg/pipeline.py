@@ -42,7 +42,7 @@ SEVERITY_RANK = {"violation": 0, "warning": 1, "info": 2}
 def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph") -> Store:
     """A store holding the ontology, the patients and every derived fact (queries/facts/*.ru)."""
     store = new_store(engine)
-    store.add_ntriples(guideline.ontology_ntriples())
+    store.add_static_ntriples(guideline.ontology_ntriples())
     store.add_ntriples(b"".join([assessment_ntriples(as_of), *(p.ntriples for p in patients)]))
     for _name, update in guideline.fact_updates():
         store.update(update)

@@ -26,6 +26,7 @@ compiled shapes) on its one patient in a worker thread, so the event loop keeps 
 import asyncio
 import collections
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -716,8 +717,22 @@ def serve(host: str, port: int, as_of: dt.date | None = None) -> None:
     """Run the service until interrupted; ServeError (one line) if the address cannot be listened on."""
     import uvicorn
 
+    from .batch import warm_up
+
     sock = listening_socket(host, port)
+    try:  # the guideline parsed here, so that a failure is one line, not the traceback uvicorn logs
+        warm_up()
+        plan()
+    except Exception as error:  # noqa: BLE001 - the one-line contract of the CLI
+        sock.close()
+        raise ServeError(f"serve: the service could not start: {one_line(error)}") from None
+    gc.collect()
+    gc.freeze()  # as warm_up does, for the CPG export's objects too: no collection walks them again
     server = uvicorn.Server(uvicorn.Config(create_app(as_of), log_level="info"))
-    server.run(sockets=[sock])
-    if not server.started:  # the start-up failed (uvicorn logged why): not a clean stop
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as stop:  # uvicorn exits 3 when the application's start-up fails
+        if stop.code not in (0, None):
+            raise ServeError(f"serve: the service on {host}:{port} could not start (see the log above)") from None
+    if not server.started:
         raise ServeError(f"serve: the service on {host}:{port} could not start (see the log above)")
