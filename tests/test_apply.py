@@ -36,14 +36,34 @@ def references(value):
 
 
 def assert_closed(bundle: dict) -> None:
-    """The Bundle passes its R4B model (every resource with it) and each reference names a fullUrl in it."""
+    """The Bundle passes its R4B model (every resource with it) and each reference names a fullUrl in it,
+    but a priorPrescription, which names the patient's own order (assert_own_order)."""
     Bundle.model_validate(bundle)
     urls = [e["fullUrl"] for e in bundle["entry"]]
     assert len(urls) == len(set(urls)), "fullUrls are unique"
     for entry in bundle["entry"]:
-        apply.check(entry["resource"])
-        for reference in references(entry["resource"]):
-            assert reference in urls, f"{entry['resource']['resourceType']}: {reference} does not resolve"
+        resource = entry["resource"]
+        apply.check(resource)
+        prior = resource.get("priorPrescription")
+        if prior is not None:
+            assert_own_order(bundle, resource, prior)
+        for reference in references({k: v for k, v in resource.items() if k != "priorPrescription"}):
+            assert reference in urls, f"{resource['resourceType']}: {reference} does not resolve"
+
+
+def assert_own_order(bundle: dict, request: dict, prior: dict) -> None:
+    """A priorPrescription names a record of the request's own patient by its IRI (the FHIR reader's
+    records: urn:neuropathy-kg:fhir:Patient/<id>/MedicationRequest/<id>), and for a record read from FHIR,
+    literally, the same MedicationRequest where it was read from."""
+    patient = by_url(bundle)[request["subject"]["reference"]]
+    (pid,) = [i["value"] for i in patient["identifier"] if i["system"] == apply.PATIENT_ID_SYSTEM]
+    iri = prior["identifier"]["value"]
+    assert prior["identifier"]["system"] == apply.RECORD_SYSTEM
+    if iri.startswith("urn:neuropathy-kg:fhir:"):
+        assert iri.startswith(f"urn:neuropathy-kg:fhir:Patient/{pid}/MedicationRequest/"), (iri, pid)
+        assert prior["reference"] == "MedicationRequest/" + iri.rsplit("/", 1)[-1]
+    else:
+        assert "reference" not in prior
 
 
 def by_url(bundle: dict) -> dict[str, dict]:
@@ -265,3 +285,125 @@ def test_dosage_splits_exactly_whatever_the_amounts(url, start, target, maximum)
     want = [start] if start == target else [start, target]
     assert [d["doseAndRate"][0]["doseQuantity"]["value"] * times for d in dosages] == pytest.approx(want)
     assert all(d["maxDosePerPeriod"]["numerator"]["value"] == maximum for d in dosages)
+
+
+# ---------------------------------------------------------------- a dose change names the order it replaces
+
+def _carmen_bundle_file(tmp_path, extra: list[dict] = ()) -> str:
+    from service_client import scenario_resources
+
+    resources = scenario_resources("example-03-renal-impairment")["carmen"] + list(extra)
+    path = tmp_path / "carmen.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}))
+    return str(path)
+
+
+def _medication_requests(bundle: dict, drug: str) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"
+            and drug in json.dumps(e["resource"].get("medicationCodeableConcept")).lower()]
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_cli_recommend_format_fhir_names_the_order_a_dose_change_replaces(tmp_path, jsonl):
+    """review2 entry 13, on the command line: carmen (CrCl 25) is on pregabalin 300 mg/day (her active
+    order carmen-6); the proposed 75 mg/day replaces it, so that a client applying the Bundle stops it."""
+    args = ["recommend", "--as-of", "2026-11-24", "--format", "fhir"] + (["--jsonl"] if jsonl else [])
+    result = invoke(*args, _carmen_bundle_file(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    bundle = json.loads(result.stdout.splitlines()[0] if jsonl else result.stdout)
+    assert_closed(bundle)
+    (proposed,) = _medication_requests(bundle, "pregabalin")
+    prior = proposed["priorPrescription"]
+    assert prior["reference"] == "MedicationRequest/carmen-6"
+    assert prior["identifier"] == {"system": apply.RECORD_SYSTEM, "value": "urn:neuropathy-kg:fhir:Patient/carmen/MedicationRequest/carmen-6"}
+    assert any(n["text"].startswith(apply.REPLACES_NOTE) and "carmen-6" in n["text"] for n in proposed["note"])
+    assert [d["doseAndRate"][0]["doseQuantity"]["value"] * d["timing"]["repeat"]["frequency"] for d in proposed["dosageInstruction"]] == [75]
+    for other in _medication_requests(bundle, "immune") + _medication_requests(bundle, "ivig"):
+        assert "priorPrescription" not in other, "IVIG replaces no order"
+
+
+def test_library_recommend_format_fhir_names_the_order_too(tmp_path):
+    import neuropathy_kg
+
+    bundle = neuropathy_kg.recommend([_carmen_bundle_file(tmp_path)], as_of="2026-11-24", format="fhir")
+    (proposed,) = _medication_requests(bundle, "pregabalin")
+    assert proposed["priorPrescription"]["reference"] == "MedicationRequest/carmen-6"
+
+
+def test_two_orders_in_effect_are_both_named_and_no_single_prior_prescription_is_guessed(tmp_path):
+    """Two active pregabalin orders: priorPrescription holds one, so none is picked; the note names both."""
+    from service_client import scenario_resources
+
+    order = next(r for r in scenario_resources("example-03-renal-impairment")["carmen"]
+                 if r["resourceType"] == "MedicationRequest" and r.get("status") == "active" and "pregabalin" in json.dumps(r).lower())
+    second = {**order, "id": "carmen-6b"}
+    result = invoke("recommend", "--as-of", "2026-11-24", "--format", "fhir", _carmen_bundle_file(tmp_path, [second]))
+    assert result.exit_code == 0, result.stderr
+    bundle = json.loads(result.stdout)
+    assert_closed(bundle)
+    for proposed in _medication_requests(bundle, "pregabalin"):
+        assert "priorPrescription" not in proposed
+        (note,) = [n["text"] for n in proposed["note"] if n["text"].startswith(apply.REPLACES_NOTE)]
+        assert "MedicationRequest/carmen-6," in note and "MedicationRequest/carmen-6b" in note
+
+
+def test_a_stopped_order_is_not_replaced(tmp_path):
+    """Only an order in effect (status active) is replaced: the boundary of active-medication.rq."""
+    from service_client import scenario_resources
+
+    resources = scenario_resources("example-03-renal-impairment")["carmen"]
+    for resource in resources:
+        if resource["resourceType"] == "MedicationRequest" and "pregabalin" in json.dumps(resource).lower():
+            resource["status"] = "stopped"
+    path = tmp_path / "stopped.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}))
+    bundle = json.loads(invoke("recommend", "--as-of", "2026-11-24", "--format", "fhir", str(path)).stdout)
+    assert_closed(bundle)
+    assert not any("priorPrescription" in r or any(n["text"].startswith(apply.REPLACES_NOTE) for n in r.get("note", []))
+                   for r in _medication_requests(bundle, "pregabalin"))
+
+
+def test_turtle_input_names_the_replaced_record_in_the_note_only(engine):
+    """A record not read from FHIR is not known to be a MedicationRequest (it may be what a patient says
+    they take): no priorPrescription is claimed, and the note names the record to stop; both engines
+    find the same record in effect."""
+    result, _ = run("example-03-renal-impairment", engine)
+    bundle = recommend_bundle(result)
+    assert_closed(bundle)
+    carmen = next(p for p in result["patients"] if p["patient"] == "carmen")
+    active = [m for m in carmen["facts"]["activeMedication"] if m["drug"] == "pregabalin"]
+    assert len(active) == 1
+    proposed = _medication_requests(bundle, "pregabalin")
+    assert proposed
+    for request in proposed:
+        assert "priorPrescription" not in request
+        assert any(n["text"].startswith(apply.REPLACES_NOTE) and apply.record_name(active[0]["record"]) in n["text"]
+                   for n in request["note"])
+
+
+# ---------------------------------------------------------------- OperationOutcome: whose findings
+
+def test_each_operation_outcome_names_its_patient_and_codes_issues_by_data_quality_category():
+    """review2 entry 18: a consumer indexing the Bundle by resource type can attach data findings to
+    their patient (the extension's reference is the Patient entry); a missing datum is 'required'."""
+    _, validation = run("absurd-values", "oxigraph")
+    bundle = validate_bundle(validation)
+    assert_closed(bundle)
+    resources = by_url(bundle)
+    outcomes = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "OperationOutcome"]
+    assert outcomes and len(outcomes) == len(validation["patients"])
+    named = []
+    for outcome in outcomes:
+        (extension,) = [x for x in outcome["extension"] if x["url"] == apply.OUTCOME_PATIENT]
+        patient = resources[extension["valueReference"]["reference"]]
+        assert patient["resourceType"] == "Patient"
+        named.append(patient["identifier"][0]["value"])
+        for issue in outcome["issue"]:
+            code = (issue.get("details", {}).get("coding") or [{}])[0].get("code", "")
+            if code.startswith("data-missing-"):
+                assert issue["code"] == "required", issue
+            elif code in ("data-value-out-of-range", "data-date-before-birth", "data-date-in-future"):
+                assert issue["code"] == "business-rule", issue
+            elif code in ("data-malformed-value", "data-malformed-date", "data-unit-not-convertible"):
+                assert issue["code"] == "value", issue
+    assert sorted(named) == sorted(p["patient"] for p in validation["patients"])

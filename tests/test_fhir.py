@@ -25,8 +25,11 @@ SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
 
 
 def comparable(documents: tuple[dict, dict]) -> tuple[dict, dict]:
-    """Results without record IRIs (focus and value name FHIR resources instead of Turtle nodes)."""
+    """Results without record IRIs (focus, value and the records in effect name FHIR resources instead of
+    Turtle nodes; their drugs are kept)."""
     recommendation, validation = json.loads(json.dumps(documents))
+    for patient in recommendation["patients"]:
+        patient["facts"]["activeMedication"] = sorted(m["drug"] for m in patient["facts"]["activeMedication"])
     for patient in validation["patients"]:
         for finding in patient["findings"]:
             finding.pop("focus")

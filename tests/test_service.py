@@ -558,3 +558,38 @@ def test_the_order_stopped_is_this_patients_even_if_another_patients_has_the_sam
                                 "reduce-to-renal-dose")
     (stop,) = [a for a in suggestion["actions"] if a["type"] == "update"]
     assert stop["resource"]["subject"] == {"reference": "Patient/carmen"}
+
+
+def test_serve_help_gives_examples_and_exit_statuses():
+    """review2 entry 19: as every other command's --help does."""
+    from click.testing import CliRunner
+
+    from neuropathy_kg.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "neuropathy-kg serve --port" in result.output and "curl" in result.output
+    assert "Exit status: 0 stopped" in result.output and "2 the address cannot be listened on" in result.output
+
+
+def test_serve_whose_start_up_fails_exits_2_not_0(monkeypatch):
+    """uvicorn's Server.run returns without raising when the application's start-up fails: that is no
+    clean stop, so serve says so in one line and exits 2."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from neuropathy_kg import batch
+    from neuropathy_kg.cli import main
+
+    def broken():
+        raise RuntimeError("the guideline cannot be loaded")
+
+    monkeypatch.setattr(batch, "warm_up", broken)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["neuropathy-kg: serve: the service could not start: the guideline cannot be loaded"], result.stderr

@@ -16,9 +16,12 @@ Every request carries the cpg-rationale extension with the rationale text. An ac
 and the missing datum stated (a note and the project's missing-data extension).
 
 `validate_bundle(document)` turns the validate JSON into DetectedIssues (one per pitfall finding) and an
-OperationOutcome per patient (its data findings). Both Bundles pass the fhir.resources R4B models (the
-version of the CPG export, cpg.py) before they are returned; every reference is a urn:uuid fullUrl of
-the same Bundle. No clinical number is made here: doses, due dates and rationales come from the
+OperationOutcome per patient (its data findings, the patient named by the extension OUTCOME_PATIENT,
+each issue's code by the finding's data-quality category). Both Bundles pass the fhir.resources R4B
+models (the version of the CPG export, cpg.py) before they are returned; every reference is a urn:uuid
+fullUrl of the same Bundle, but a proposed MedicationRequest's priorPrescription: the order in effect
+it replaces, the patient's own record (``MedicationRequest/<id>`` where it was read from, with its
+record IRI as identifier; the IRI alone for records not read from FHIR). No clinical number is made here: doses, due dates and rationales come from the
 pipeline, activity types, codes, citations and dose timings from the guideline graph via cpg.py.
 """
 
@@ -41,9 +44,20 @@ RECORD_SYSTEM = "urn:ietf:rfc:3986"
 #: The request resource each CPG activity type proposes (CPG IG STU2 activity profiles).
 REQUEST_KIND = {"order-medication": "MedicationRequest", "order-service": "ServiceRequest",
                 "collect-information": "Task", "enrollment": "Task"}
+#: The start of the note on a proposed MedicationRequest that replaces an order in effect (_replacing).
+REPLACES_NOTE = "Replaces the current"
+#: Where the FHIR reader puts a resource's records: <this><patient id>/<type>/<id> (fhir.py BASE).
+FHIR_RECORD = re.compile(r"urn:neuropathy-kg:fhir:Patient/[^/]+/(?P<type>[A-Za-z]+)/(?P<id>[A-Za-z0-9.-]{1,64})")
 #: validate severities (SHACL) in DetectedIssue and OperationOutcome terms.
 ISSUE_SEVERITY = {"violation": "high", "warning": "moderate", "info": "low"}
 OUTCOME_SEVERITY = {"violation": "error", "warning": "warning", "info": "information"}
+#: The OperationOutcome's patient: OperationOutcome has no subject element in FHIR R4, so this extension
+#: (valueReference, the Patient entry of the same Bundle) says whom the data findings are about.
+OUTCOME_PATIENT = f"{NKG}StructureDefinition/outcome-patient"
+#: A data finding's data-quality category (ontology/data-quality.ttl, nkg:dataQualityCategory) as a FHIR
+#: IssueType: a datum missing is "required", a value FHIR cannot read "value", an implausible one
+#: "business-rule" (it breaks a rule of the data, not of FHIR's structure).
+OUTCOME_CODE = {"dq-completeness": "required", "dq-conformance": "value", "dq-plausibility": "business-rule"}
 
 
 class ApplyError(ExportError):
@@ -286,10 +300,48 @@ def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: 
                          "description": action["label"], "for": _ref(patient_url), "authoredOn": as_of,
                          "reasonCode": reason[1],
                          "restriction": {"period": {"start": action["due"]}} if "due" in action else None})
+    if kind == "MedicationRequest":
+        prior, note = _replacing(result, (action.get("dose") or {}).get("drug"))
+        if prior is not None:
+            resource["priorPrescription"] = prior
+        if note:
+            notes.append(note)
     if draft:
         resource["extension"] += [{"url": MISSING_DATA, "valueCoding": _concept(m, _label(m))} for m in missing]
     resource["note"] = [{"text": text} for text in notes]
     return _clean(resource)
+
+
+def record_name(iri: str) -> str:
+    """A record as the output names it: <type>/<id> for the FHIR reader's records, else its IRI's end."""
+    return "/".join(iri.rsplit("/", 2)[-2:])
+
+
+def order_reference(iri: str) -> dict:
+    """A reference to the patient's own MedicationRequest, by its record IRI: for a record the FHIR reader
+    made of a MedicationRequest, a literal reference to it where it was read from (``MedicationRequest/<id>``,
+    relative: the patient's record on the caller's FHIR server, as CDS Hooks and $apply callers resolve
+    it) with the IRI as identifier; for any other record, the identifier alone (a logical reference)."""
+    match = FHIR_RECORD.fullmatch(iri)
+    if match and match["type"] == "MedicationRequest":
+        return {"reference": f"MedicationRequest/{match['id']}", **_record(iri)}
+    return _record(iri)
+
+
+def _replacing(result: dict, drug: str | None) -> tuple[dict | None, str | None]:
+    """(priorPrescription, note) of a proposed MedicationRequest of ``drug`` where the patient has records of
+    it in effect (facts.activeMedication, queries/report/active-medication.rq): a dose change replaces the
+    current order, so that accepting the proposal never gives both doses. priorPrescription where that is
+    one MedicationRequest (the element holds one); the note names every such record, to stop when the new
+    order starts."""
+    if not drug:
+        return None, None
+    records = [m["record"] for m in (result.get("facts") or {}).get("activeMedication", []) if m["drug"] == drug]
+    if not records:
+        return None, None
+    prior = order_reference(records[0]) if len(records) == 1 and record_name(records[0]).startswith("MedicationRequest/") else None
+    names = ", ".join(record_name(iri) for iri in records)
+    return prior, f"{REPLACES_NOTE} {drug} order ({names}): stop it when this one starts."
 
 
 def _group_action(action: dict, request_url: str, present: set[str]) -> dict:
@@ -331,11 +383,12 @@ def patient_entries(result: dict, as_of: str) -> list[dict]:
     return entries
 
 
-def _bundle(kind: str, key: str, entries: list[dict]) -> dict:
-    for entry in entries:
-        check(entry["resource"])
+def _bundle(kind: str, key: str, entries: list[dict], checked: bool = True) -> dict:
     bundle = {"resourceType": "Bundle", "id": _uuid(kind, key), "type": "collection", "entry": entries}
-    check(bundle)
+    if checked:
+        for entry in entries:
+            check(entry["resource"])
+        check(bundle)
     return bundle
 
 
@@ -351,9 +404,12 @@ def recommend_bundle(document: dict) -> dict:
     return _document_bundle("recommend", document, patient_entries)
 
 
-def recommend_patient_bundle(result: dict, as_of: str) -> dict:
-    """One patient's recommend result as its own Bundle (a line of --jsonl --format fhir)."""
-    return _bundle("recommend", f"{as_of}/{result['patient']}", patient_entries(result, as_of))
+def recommend_patient_bundle(result: dict, as_of: str, checked: bool = True) -> dict:
+    """One patient's recommend result as its own Bundle (a line of --jsonl --format fhir). ``checked``:
+    every resource through its fhir.resources R4B model first (ApplyError if one fails); the CDS Hooks
+    service leaves that to the tests, which check the same builder on every scenario (a 16-card answer
+    spent 35 of its 110 ms in the models, docs/decisions.md)."""
+    return _bundle("recommend", f"{as_of}/{result['patient']}", patient_entries(result, as_of), checked)
 
 
 # ---------------------------------------------------------------- validate -> DetectedIssue, OperationOutcome
@@ -361,6 +417,17 @@ def recommend_patient_bundle(result: dict, as_of: str) -> dict:
 def _record(iri: str) -> dict:
     """A logical reference to a patient record by its IRI (records are not resources of the Bundle)."""
     return {"identifier": {"system": RECORD_SYSTEM, "value": iri}, "display": iri.rsplit("/", 1)[-1]}
+
+
+@cache
+def _categories() -> dict[str, str]:
+    """Catalogue id -> the local name of its data-quality category (ontology/data-quality.ttl)."""
+    graph = guideline.ontology()
+    return {local_name(entry): local_name(category) for entry, category in graph.subject_objects(NKG.dataQualityCategory)}
+
+
+def _category(entry_id: str) -> str | None:
+    return _categories().get(entry_id)
 
 
 def issue_entries(result: dict, as_of: str) -> list[dict]:
@@ -386,13 +453,14 @@ def issue_entries(result: dict, as_of: str) -> list[dict]:
                                             "text": "cites " + ", ".join(entry.citations)}], "detail": implicated}]}
         detected = _clean(detected)
         entries.append({"fullUrl": f"urn:uuid:{detected['id']}", "resource": detected})
-    outcome_issues = [{"severity": OUTCOME_SEVERITY[f["severity"]], "code": "invalid",
+    outcome_issues = [{"severity": OUTCOME_SEVERITY[f["severity"]], "code": OUTCOME_CODE.get(_category(f["id"]), "invalid"),
                        "details": {"coding": [_concept(f["id"], _label(f["id"]))], "text": f["message"]},
                        "diagnostics": f"record {f.get('value', f['focus'])}"} for f in issues]
     if not outcome_issues:
         outcome_issues = [{"severity": "information", "code": "informational",
                            "details": {"text": f"No data findings for patient {pid}."}}]
-    outcome = {"resourceType": "OperationOutcome", "id": _uuid(as_of, pid, "OperationOutcome"), "issue": outcome_issues}
+    outcome = {"resourceType": "OperationOutcome", "id": _uuid(as_of, pid, "OperationOutcome"),
+               "extension": [{"url": OUTCOME_PATIENT, "valueReference": _ref(patient_url, pid)}], "issue": outcome_issues}
     entries.append({"fullUrl": f"urn:uuid:{outcome['id']}", "resource": _clean(outcome)})
     return entries
 

@@ -352,9 +352,10 @@ def warm_up() -> None:
     collection walks those objects again and, in forked workers, none writes to the memory pages they
     share with the parent (the use the gc module's documentation gives for it)."""
     from . import fhir, guideline
+    from .engine import new_store
     from .pipeline import compiled_shapes
 
-    guideline.ontology_ntriples()
+    new_store("oxigraph").add_static_ntriples(guideline.ontology_ntriples())  # its quads, parsed once
     guideline.catalogue()
     guideline.fact_updates()
     guideline.action_queries()

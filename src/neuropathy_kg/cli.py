@@ -708,11 +708,25 @@ def export_fhir_cpg(output: Path | None) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @as_of_option
 def serve(host: str, port: int, as_of: str | None) -> None:
-    """Serve the guideline over HTTP: CDS Hooks 2.0 (patient-view, order-select) and FHIR
-    PlanDefinition/$apply (service.py; README 'CDS Hooks service')."""
+    """Serve the guideline over HTTP until interrupted: CDS Hooks 2.0 discovery (GET /cds-services),
+    the patient-view and order-select services (POST /cds-services/ID, feedback at .../ID/feedback) and
+    FHIR POST /PlanDefinition/$apply (README, section 'CDS Hooks service'). Needs the 'serve' extra.
+
+    \b
+    Examples:
+      neuropathy-kg serve --port 8080
+      curl http://127.0.0.1:8080/cds-services
+      curl -X POST -H 'Content-Type: application/json' -d @patient-view.json \\
+           http://127.0.0.1:8080/cds-services/patient-view
+    \b
+    Exit status: 0 stopped (Ctrl-C or SIGTERM), 2 the address cannot be listened on (a port in use, an
+    unknown host), the service cannot start (the guideline cannot be loaded), the 'serve' extra is
+    missing, or usage.
+    """
     try:
         import fastapi  # noqa: F401
         import httpx  # noqa: F401
+        import msgspec  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:
         _fail(f"serve needs the 'serve' extra (pip install 'neuropathy-kg[serve]'): {one_line(error)}")

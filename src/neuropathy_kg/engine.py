@@ -27,6 +27,7 @@ ENGINES = ("oxigraph", "rdflib")
 
 class Store(Protocol):
     def add_ntriples(self, data: bytes) -> None: ...
+    def add_static_ntriples(self, data: bytes) -> None: ...
     def update(self, sparql: str) -> None: ...
     def select(self, sparql: str) -> list[dict[str, Identifier]]: ...
     def select_terms(self, sparql: str) -> list[dict[str, "Term"]]: ...
@@ -205,6 +206,8 @@ class RdflibStore:
     def add_ntriples(self, data: bytes) -> None:
         self.graph.parse(data=data, format="nt")
 
+    add_static_ntriples = add_ntriples
+
     def update(self, sparql: str) -> None:
         refuse_remote(sparql, update=True)
         self.graph.update(sparql)
@@ -270,6 +273,14 @@ def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> Term:
     return found
 
 
+@lru_cache(maxsize=4)
+def _parsed_quads(data: bytes) -> tuple:
+    """The quads of an N-Triples text, as Oxigraph parses it (OxigraphStore.add_static_ntriples)."""
+    parsed = ox.Store()
+    parsed.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=True)
+    return tuple(parsed)
+
+
 class OxigraphStore:
     """Oxigraph, in memory: fast joins, the default engine."""
 
@@ -281,6 +292,12 @@ class OxigraphStore:
         # package (the FHIR reader percent-encodes what it puts in IRIs) or serialised by rdflib from a
         # graph it parsed; validating them again was a twentieth of a population run.
         self.store.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=True)
+
+    def add_static_ntriples(self, data: bytes) -> None:
+        """N-Triples that stay the same for the process (the guideline, loaded into every store): parsed
+        once, then inserted from the parsed quads, which costs a third less than parsing them again
+        (4.7 against 7.1 ms CPU for the ontology's 3,260 triples; a CDS Hooks request loads it each time)."""
+        self.store.extend(_parsed_quads(data))
 
     def update(self, sparql: str) -> None:
         refuse_remote(sparql, update=True)

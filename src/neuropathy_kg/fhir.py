@@ -45,6 +45,19 @@ OBSERVATION_CLASSES = (NKG.ObservationKind, NKG.ProcedureKind)
 PROCEDURE_CLASSES = (NKG.ProcedureKind,)
 DRUG_CLASSES = (NKG.Drug,)
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+#: The resource types read as one coded record each: the element whose code decides, and the kinds of
+#: concept it may mean. A resource of these whose code means no such concept is skipped (the converter's
+#: handlers and may_be_read both look it up here).
+CODED_TYPES = {
+    "Condition": ("code", CONDITION_CLASSES),
+    "Observation": ("code", OBSERVATION_CLASSES),
+    "Procedure": ("code", PROCEDURE_CLASSES),
+    "AllergyIntolerance": ("code", DRUG_CLASSES),
+}
+#: The elements may_be_read looks at: a reader of raw JSON decodes only these to decide (service.py);
+#: the code elements may stay JSON text (bytes).
+HEAD_FIELDS = ("resourceType", "id", "code", "clinicalStatus", "verificationStatus")
+CODE_ELEMENTS = frozenset(element for element, _allowed in CODED_TYPES.values())
 
 
 @dataclass(frozen=True)
@@ -223,12 +236,16 @@ def _concept_key(concept) -> bytes | str:
         return repr(concept)
 
 
-def concept_of(concept: dict | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
+def concept_of(concept: dict | bytes | None, allowed: tuple[URIRef, ...], vocab: Vocabulary) -> URIRef | None:
     """The ontology concept a CodeableConcept means: by code (exact, then hierarchical ancestors), then by text.
-    Exports repeat the same codings thousands of times, so answers are remembered per distinct concept."""
-    key = (_concept_key(concept), allowed)
+    Exports repeat the same codings thousands of times, so answers are remembered per distinct concept.
+    ``concept`` may be the CodeableConcept's JSON text (bytes), as a reader of raw JSON holds it: the
+    text is then the key, and it is parsed only the first time it is met."""
+    key = (concept if isinstance(concept, bytes) else _concept_key(concept), allowed)
     if key in _RECOGNISED:  # None (not recognised) is remembered too
         return _RECOGNISED[key]
+    if isinstance(concept, bytes):
+        concept = parse_json(concept)
     return _RECOGNISED.remember(key, _recognise(concept, allowed, vocab))
 
 
@@ -353,8 +370,10 @@ class _Converter:
     # --- resources
     def convert(self, resource: dict) -> None:
         kind = resource.get("resourceType")
+        if kind not in self.vocab.conventions["read_resource_types"]:
+            return
         handler = getattr(self, f"_{kind}", None)
-        if handler is None:
+        if handler is None:  # Medication: read through the references of the medication resources
             return
         if str(resource.get("status", "")).lower() in self.vocab.conventions["skip_statuses"]:
             return
@@ -368,9 +387,10 @@ class _Converter:
             return None
         return self.patient_iri(pid)
 
-    def _coded_record(self, resource: dict, allowed: tuple[URIRef, ...], cls: URIRef,
-                      field_name: str = "code", predicate: URIRef = NKG.code) -> URIRef | None:
-        """The record of a resource whose code means a concept of the allowed kinds, else None (skipped)."""
+    def _coded_record(self, resource: dict, cls: URIRef, predicate: URIRef = NKG.code) -> URIRef | None:
+        """The record of a resource whose code means a concept of the kinds its type allows (CODED_TYPES),
+        else None (skipped)."""
+        field_name, allowed = CODED_TYPES[resource["resourceType"]]
         concept = concept_of(resource.get(field_name), allowed, self.vocab)
         patient = self._owner(resource)
         if concept is None or patient is None:
@@ -395,7 +415,7 @@ class _Converter:
         verification = _code(resource.get("verificationStatus"))
         if verification in self.vocab.conventions["skip_statuses"]:
             return
-        iri = self._coded_record(resource, CONDITION_CLASSES, NKG.ConditionRecord)
+        iri = self._coded_record(resource, NKG.ConditionRecord)
         if iri is None:
             return
         status = _code(resource.get("clinicalStatus"))
@@ -407,7 +427,7 @@ class _Converter:
         self.add(iri, NKG.onsetDate, fhir_date(onset))
 
     def _Observation(self, resource: dict) -> None:
-        iri = self._coded_record(resource, OBSERVATION_CLASSES, NKG.ObservationRecord)
+        iri = self._coded_record(resource, NKG.ObservationRecord)
         if iri is None:
             return
         effective = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start") or resource.get("issued")
@@ -428,7 +448,7 @@ class _Converter:
                 self.add(iri, NKG.valueConcept, _iri(value))
 
     def _Procedure(self, resource: dict) -> None:
-        iri = self._coded_record(resource, PROCEDURE_CLASSES, NKG.ProcedureRecord)
+        iri = self._coded_record(resource, NKG.ProcedureRecord)
         if iri is None:
             return
         performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
@@ -439,7 +459,7 @@ class _Converter:
             return
         if _code(resource.get("clinicalStatus")) in ("inactive", "resolved"):
             return
-        self._coded_record(resource, DRUG_CLASSES, NKG.IntoleranceRecord, predicate=NKG.substance)
+        self._coded_record(resource, NKG.IntoleranceRecord, predicate=NKG.substance)
 
     # --- medications
     def _medication_concept(self, resource: dict) -> tuple[URIRef | None, str]:
@@ -677,6 +697,51 @@ def _times_per_day(timing: dict, vocab: Vocabulary) -> Fraction | None:
     return None
 
 
+# ---------------------------------------------------------------- what the reader reads
+
+def may_be_read(resource: dict) -> bool:
+    """Whether the converter could take anything from a resource, decided from its HEAD_FIELDS alone (the
+    code element may be its JSON text, bytes): False for a resource type it does not read
+    (fhir_conventions.json ``read_resource_types``) and for a coded record whose code means no concept of
+    its kinds (CODED_TYPES), which the converter skips; True for anything it must see to refuse it (a
+    resource of another FHIR release) or to report it (a code element that is no CodeableConcept). So a
+    reader of a large export (a CDS Hooks prefetch: Synthea's 2,574 observations hold a few dozen the
+    rules read) parses and converts only these."""
+    vocab = vocabulary()
+    kind = resource.get("resourceType")
+    if other_release(resource, vocab) is not None:
+        return True
+    if kind not in vocab.conventions["read_resource_types"]:
+        return False
+    coded = CODED_TYPES.get(kind)
+    if coded is None:
+        return True
+    code = resource.get(coded[0])
+    if code is None:
+        return False
+    if isinstance(code, bytes):
+        if not code.lstrip().startswith(b"{"):
+            return True
+    elif not isinstance(code, dict):
+        return True
+    return concept_of(code, coded[1], vocab) is not None
+
+
+def read_selection(heads: list[dict]) -> list[bool]:
+    """For each resource (its HEAD_FIELDS), whether to read it: may_be_read, with its copies (with_copies)."""
+    return with_copies([(h.get("resourceType"), h.get("id")) for h in heads], [may_be_read(h) for h in heads])
+
+
+def with_copies(keys: list[tuple], chosen: list[bool]) -> list[bool]:
+    """``chosen`` (a resource's (type, id) in ``keys``) with every resource of the same type and id as a
+    chosen one: the same resource given twice is read once, in its latest version (fhir-input.md), which
+    may be the copy that may_be_read alone would drop; both go to the reader, which decides."""
+    wanted = {key for key, keep in zip(keys, chosen) if keep and isinstance(key[1], str) and key[1]}
+    if not wanted:
+        return chosen
+    return [keep or (isinstance(key[1], str) and key in wanted) for key, keep in zip(keys, chosen)]
+
+
 # ---------------------------------------------------------------- entry point
 
 def other_release(resource: dict, vocab: Vocabulary) -> str | None:
@@ -871,6 +936,16 @@ def _encode(lines: dict[str, None]) -> bytes:
     return "".join(lines).encode("utf-8", "replace")
 
 
+def to_patients_of_resources(name: str, resources: list[dict]) -> tuple[list[Patient], list[InputError], int]:
+    """to_patients for resources already parsed (one document's: the same as a Bundle of them, without
+    encoding and parsing them again), those may_be_read only: the others would be skipped anyway."""
+    found = [(None, r, name) for r, keep in zip(resources, read_selection(resources)) if keep]
+    converter, problems, count = _convert_resources(name, found, [], ndjson=False)
+    patients = [Patient(iri=iri, id=converter.ids[iri], source=name, ntriples=_encode(lines))
+                for iri, lines in converter.lines.items()]
+    return sorted(patients, key=lambda p: (p.id, str(p.iri))), problems, count
+
+
 def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph, list[InputError], int]:
     """All patients of one FHIR file in one graph (for inspection), the problems, the resource count."""
     converter, problems, count = _convert(name, data, ndjson)
@@ -881,6 +956,11 @@ def to_graph(name: str, data: bytes, ndjson: bool = False) -> tuple[rdflib.Graph
 def _convert(name: str, data: bytes, ndjson: bool, sources: tuple[str, ...] | None = None
              ) -> tuple["_Converter", list[InputError], int]:
     resources, problems = _resources(name, data, ndjson, sources)
+    return _convert_resources(name, resources, problems, ndjson)
+
+
+def _convert_resources(name: str, resources: list[tuple[str | None, dict, str]], problems: list[InputError], ndjson: bool
+                       ) -> tuple["_Converter", list[InputError], int]:
     vocab = vocabulary()
     converter = _Converter(name=name, vocab=vocab, problems=problems)
     for resource, _where in resources:

@@ -414,6 +414,20 @@ def read_document(name: str, data: bytes, sources: tuple[str, ...] | None = None
         raise InputError(name, f"could not be read ({one_line(error)})") from None
 
 
+def read_resources(name: str, resources: list[dict]) -> tuple[list[Patient], list[InputError]]:
+    """The patients of FHIR resources already parsed (one document's, such as a CDS Hooks prefetch), with
+    read_document's contract: whatever goes wrong inside the reader is an InputError naming ``name``."""
+    from . import fhir
+
+    try:
+        patients, problems, _count = fhir.to_patients_of_resources(name, resources)
+        return patients, problems
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the one-line error contract
+        raise InputError(name, f"could not be read ({one_line(error)})") from None
+
+
 def _patients_in(name: str, data: bytes) -> tuple[list[Patient], list[InputError]]:
     """The patients of one input, and the problems that did not stop it (bad NDJSON lines)."""
     fmt = sniff_format(name, data)

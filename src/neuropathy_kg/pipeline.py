@@ -42,7 +42,7 @@ SEVERITY_RANK = {"violation": 0, "warning": 1, "info": 2}
 def derive(patients: Iterable[Patient], as_of: dt.date, engine: str = "oxigraph") -> Store:
     """A store holding the ontology, the patients and every derived fact (queries/facts/*.ru)."""
     store = new_store(engine)
-    store.add_ntriples(guideline.ontology_ntriples())
+    store.add_static_ntriples(guideline.ontology_ntriples())
     store.add_ntriples(b"".join([assessment_ntriples(as_of), *(p.ntriples for p in patients)]))
     for _name, update in guideline.fact_updates():
         store.update(update)
@@ -100,12 +100,14 @@ def recommend_document(as_of: dt.date, results: list[dict]) -> dict:
 def _recommend_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
     facts = _rows_by_patient(store.select_terms(guideline.report_query("patient-facts")))
     missing = _rows_by_patient(store.select_terms(guideline.report_query("missing-data")))
+    active = _rows_by_patient(store.select_terms(guideline.report_query("active-medication")))
     actions: dict[str, list[dict]] = defaultdict(list)
     for _name, query in guideline.action_queries():
         for row in store.select_terms(query):
             actions[row["patient"].text].append(row)
     return [
-        _patient_result(p, facts.get(str(p.iri), [{}])[0], actions.get(str(p.iri), []), missing.get(str(p.iri), []))
+        _patient_result(p, facts.get(str(p.iri), [{}])[0], actions.get(str(p.iri), []), missing.get(str(p.iri), []),
+                        active.get(str(p.iri), []))
         for p in chunk
     ]
 
@@ -126,7 +128,7 @@ def _value(row: dict[str, Term], name: str) -> object:
 
 
 def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[dict[str, Term]],
-                    missing_rows: list[dict[str, Term]]) -> dict:
+                    missing_rows: list[dict[str, Term]], active_rows: list[dict[str, Term]] = ()) -> dict:
     in_scope = _flag(facts, "inScope")
     eligible = _flag(facts, "eligible")
     crcl = None
@@ -155,6 +157,9 @@ def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[
         # condition code or exam), "ivig-response" (unknown subtype, inferred asymmetric from a response).
         "phenotypeSource": _value(facts, "phenotypeSource"),
         "phenotypeInferred": _flag(facts, "phenotypeInferred"),
+        # The records in effect (status active), by drug: what a proposed dose of the drug replaces
+        # (queries/report/active-medication.rq; apply.py names them in the FHIR output).
+        "activeMedication": [{"drug": local_name(row["drug"].text), "record": row["record"].text} for row in active_rows],
     }
     actions = [_action_json(row) for row in action_rows] if eligible else []
     actions = _dedupe(sorted(actions, key=lambda a: (a["order"], a["id"], a.get("due", ""))))

@@ -26,6 +26,7 @@ compiled shapes) on its one patient in a worker thread, so the event loop keeps 
 import asyncio
 import collections
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -33,11 +34,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
 
-from . import NKG, __version__, guideline
-from .apply import PROJECT_CODES, _record as record_reference, plan, recommend_patient_bundle
-from .load import InputError, one_line, read_document
+from . import NKG, BoundedCache, __version__, fhir, guideline
+from .apply import PROJECT_CODES, REPLACES_NOTE, plan, recommend_patient_bundle
+from .load import InputError, one_line, read_resources
 
 #: CDS Hooks prefetch templates: every resource type the FHIR reader reads, for the patient in context.
 PREFETCH = {
@@ -105,6 +107,97 @@ def parse_json(body: bytes) -> dict:
         return _object(orjson.loads(body), "the request body")
     except orjson.JSONDecodeError as error:
         raise BadRequest(400, f"the request body is not JSON ({one_line(error)})") from None
+
+
+class _Entry(msgspec.Struct):
+    resource: msgspec.Raw = msgspec.Raw()
+
+
+class _Value(msgspec.Struct):
+    resourceType: str
+    entry: list[_Entry] = []
+
+
+#: A resource's HEAD_FIELDS (fhir.may_be_read), decoded by msgspec, which scans the rest of the resource
+#: without making Python objects of it; its code elements are left as JSON text.
+_Head = msgspec.defstruct("_Head", [("resourceType", str)] + [
+    (name, msgspec.Raw, msgspec.Raw()) if name in fhir.CODE_ELEMENTS else (name, object, None)
+    for name in fhir.HEAD_FIELDS if name != "resourceType"])
+_CODES = tuple(name for name in fhir.HEAD_FIELDS if name in fhir.CODE_ELEMENTS)
+_OTHERS = tuple(name for name in fhir.HEAD_FIELDS if name not in fhir.CODE_ELEMENTS and name != "resourceType")
+
+
+class _Body(msgspec.Struct):
+    """A hook request's fields (CDS Hooks 2.0), the prefetch values left as JSON text; other fields,
+    which the service does not read, are skipped."""
+    hook: object = msgspec.UNSET
+    hookInstance: object = msgspec.UNSET
+    fhirServer: object = msgspec.UNSET
+    fhirAuthorization: object = msgspec.UNSET
+    context: object = msgspec.UNSET
+    prefetch: dict[str, msgspec.Raw] | None | msgspec.UnsetType = msgspec.UNSET
+    extension: object = msgspec.UNSET
+
+
+_BODY = msgspec.json.Decoder(_Body)
+_VALUE = msgspec.json.Decoder(_Value)
+_HEAD = msgspec.json.Decoder(_Head)
+#: (resourceType, its code elements' JSON text) -> fhir.may_be_read, for heads whose other fields are no
+#: strings (a plain-code status is STU3: decided each time): exports repeat the same codes thousands of times.
+_READ = BoundedCache(50_000)
+
+
+def _may_be_read(head) -> bool:
+    values = {name: getattr(head, name) for name in _OTHERS}
+    values["resourceType"] = head.resourceType
+    for name in _CODES:
+        values[name] = bytes(getattr(head, name)) or None
+    return fhir.may_be_read(values)
+
+
+def _selection(heads: list) -> list[bool]:
+    """fhir.read_selection of msgspec heads, remembered per resource type and code."""
+    read, chosen = _READ, []
+    plain = len(_CODES) == 1 and _OTHERS == ("id", "clinicalStatus", "verificationStatus")
+    for head in heads:
+        if plain and not isinstance(head.clinicalStatus, str) and not isinstance(head.verificationStatus, str):
+            key = (head.resourceType, bytes(head.code))
+            known = read.get(key)
+            if known is None:
+                known = read.remember(key, _may_be_read(head))
+        else:
+            known = _may_be_read(head)
+        chosen.append(known)
+    return fhir.with_copies([(head.resourceType, head.id) for head in heads], chosen)
+
+
+def _readable_value(raw) -> dict:
+    """One prefetch value: a resource whole, or a Bundle reduced to the entries fhir.read_selection keeps
+    (only those are parsed: the others are scanned, never made into Python objects)."""
+    value = _VALUE.decode(raw)
+    if value.resourceType != "Bundle":
+        return orjson.loads(memoryview(raw))
+    decode = _HEAD.decode
+    chosen = _selection([decode(entry.resource) for entry in value.entry])
+    return {"resourceType": "Bundle", "type": "searchset",
+            "entry": [{"resource": orjson.loads(memoryview(entry.resource))} for entry, keep in zip(value.entry, chosen) if keep]}
+
+
+def parse_hook_body(body: bytes) -> dict:
+    """A hook request as parse_json gives it, but each prefetch Bundle holding only the resources the FHIR
+    reader may read (fhir.may_be_read: its types, and coded records whose code the ontology knows).
+    msgspec scans the resources and decodes only their heads; the kept ones are parsed by orjson. A body
+    not shaped so (no JSON, a prefetch value without resourceType, an entry without resource, ...) is
+    parsed whole and checked as before, so that its 400 names what is wrong."""
+    try:
+        top = _BODY.decode(body)
+        parsed = {name: getattr(top, name) for name in top.__struct_fields__ if getattr(top, name) is not msgspec.UNSET}
+        if isinstance(top.prefetch, dict):
+            parsed["prefetch"] = {key: None if bytes(value).strip() == b"null" else _readable_value(value)
+                                  for key, value in top.prefetch.items()}
+        return parsed
+    except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, TypeError):
+        return parse_json(body)
 
 
 def check_hook_request(service_id: str, body: dict) -> dict:
@@ -256,12 +349,12 @@ async def fetch_missing(body: dict, context: dict, missing: list[str], client) -
 
 
 def patient_data(resources: list[dict], patient_id: str, source: str):
-    """The one Patient (neuropathy_kg.load) of these FHIR resources whose id is patient_id, or None."""
+    """The one Patient (neuropathy_kg.load) of these FHIR resources whose id is patient_id, or None. The
+    resources go to the reader as they are (read as one Bundle of them, not encoded and parsed again)."""
     if not resources:
         return None
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
     try:
-        patients, _problems = read_document(source, orjson.dumps(bundle))
+        patients, _problems = read_resources(source, resources)
     except InputError as error:
         raise BadRequest(400, str(error)) from None
     return next((p for p in patients if p.id == patient_id), None)
@@ -350,47 +443,6 @@ def _suggested(resource: dict, patient_id: str) -> dict:
     return created
 
 
-def current_orders(patient, drug: str) -> list[str]:
-    """The patient's active medication records of ``drug`` (a catalogue local name), as the FHIR reader
-    wrote them (nkg:MedicationUse, nkg:drug, nkg:status "active"): their record IRIs."""
-    from rdflib import Literal, URIRef
-    from rdflib.namespace import RDF
-
-    graph, drug_iri = patient.graph, URIRef(NKG + drug)
-    return sorted(str(use) for use in graph.subjects(URIRef(NKG + "drug"), drug_iri)
-                  if (use, RDF.type, URIRef(NKG + "MedicationUse")) in graph
-                  and (use, URIRef(NKG + "status"), Literal("active")) in graph)
-
-
-#: The start of the note on a proposed MedicationRequest that replaces a current order (mark_replaced).
-REPLACES_NOTE = "Replaces the current"
-
-
-def mark_replaced(bundle: dict, result: dict, patient) -> dict:
-    """The $apply Bundle with each proposed MedicationRequest of a drug the patient is already on
-    linked to the current order(s) it replaces: ``priorPrescription`` (by the record's IRI) where there
-    is one current MedicationRequest, and a note naming every current record (stop it when the new
-    order starts)."""
-    resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
-    group = next((r for r in resources.values() if r["resourceType"] == "RequestGroup"), None)
-    by_id = {action["id"]: action for action in result["actions"]}
-    for planned in (group or {}).get("action", []):
-        request = resources.get(planned["resource"]["reference"])
-        drug = ((by_id.get(planned["id"]) or {}).get("dose") or {}).get("drug")
-        if request is None or request["resourceType"] != "MedicationRequest" or not drug:
-            continue
-        iris = current_orders(patient, drug)
-        records = ["/".join(iri.rsplit("/", 2)[-2:]) for iri in iris]
-        if not records:
-            continue
-        if len(records) == 1 and records[0].startswith("MedicationRequest/"):
-            # a logical reference by the record's IRI, as DetectedIssues name records: not in the Bundle
-            request["priorPrescription"] = record_reference(iris[0])
-        request.setdefault("note", []).append(
-            {"text": f"{REPLACES_NOTE} {drug} order ({', '.join(records)}): stop it when this one starts."})
-    return bundle
-
-
 def _stops(records: list[str], resources: list[dict], patient_id: str) -> tuple[list[dict], list[str]]:
     """CDS Hooks ``update`` actions that stop the current MedicationRequests (their prefetch resource
     with status "stopped"), and the records that cannot be stopped so (a MedicationStatement, an order
@@ -409,8 +461,14 @@ def _stops(records: list[str], resources: list[dict], patient_id: str) -> tuple[
     return actions, unidentified
 
 
+def active_records(result: dict, drug: str) -> list[str]:
+    """The patient's records of ``drug`` (a catalogue local name) in effect, by IRI: the recommend result's
+    facts.activeMedication (queries/report/active-medication.rq)."""
+    return [m["record"] for m in (result.get("facts") or {}).get("activeMedication", []) if m["drug"] == drug]
+
+
 def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, as_of: dt.date,
-                 patient=None, resources: list[dict] | None = None) -> list[dict]:
+                 resources: list[dict] | None = None) -> list[dict]:
     """A card per action of the $apply RequestGroup, each suggesting the request the action proposes.
     A medication the patient is already on (an active record of the same drug) is a dose change: the
     suggestion also stops the current order(s), or, where one cannot be identified, is not recommended
@@ -435,8 +493,8 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         draft = request["status"] == "draft"
         stops, unidentified = [], []
         drug = (action.get("dose") or {}).get("drug")
-        if request["resourceType"] == "MedicationRequest" and drug and patient is not None:
-            stops, unidentified = _stops(current_orders(patient, drug), data, patient_id)
+        if request["resourceType"] == "MedicationRequest" and drug:
+            stops, unidentified = _stops(active_records(result, drug), data, patient_id)
         if unidentified:
             named = ", ".join("/".join(record.rsplit("/", 2)[-2:]) for record in unidentified)
             warning = (f"**Current order**: {drug} is already recorded as active ({named}); change or stop that "
@@ -472,9 +530,9 @@ def order_select(resources: list[dict], draft_orders: dict, patient_id: str, as_
 
 def patient_view_cards(patient, patient_id: str, as_of: dt.date, resources: list[dict] | None = None) -> list[dict]:
     outcome = assess(patient, as_of)
-    bundle = mark_replaced(recommend_patient_bundle(outcome["recommend"], as_of.isoformat()), outcome["recommend"], patient)
+    bundle = recommend_patient_bundle(outcome["recommend"], as_of.isoformat(), checked=False)
     return (finding_cards(outcome["validate"]["findings"], "patient-view", patient_id, as_of)
-            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of, patient, resources))
+            + action_cards(bundle, outcome["recommend"], "patient-view", patient_id, as_of, resources))
 
 
 def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[dict]:
@@ -527,8 +585,7 @@ def apply_to(resources: list[dict], patient_id: str, as_of: dt.date) -> dict:
     patient = patient_data(resources, patient_id, "$apply data")
     if patient is None:
         raise BadRequest(400, f"the data Bundle holds nothing about Patient/{patient_id}")
-    result = assess(patient, as_of)["recommend"]
-    return mark_replaced(recommend_patient_bundle(result, as_of.isoformat()), result, patient)
+    return recommend_patient_bundle(assess(patient, as_of)["recommend"], as_of.isoformat())
 
 
 def outcome(message: str, code: str = "invalid") -> dict:
@@ -571,9 +628,9 @@ def create_app(as_of: dt.date | None = None):
         return Response(orjson.dumps(content), status_code=status,
                         media_type="application/fhir+json" if fhir else "application/json")
 
-    async def body_of(request: Request) -> dict:
+    async def body_of(request: Request, parse=parse_json) -> dict:
         raw = await read_body(request, max_request_bytes())
-        return await work(parse_json, raw)  # megabytes of prefetch: not on the event loop
+        return await work(parse, raw)  # megabytes of prefetch: not on the event loop
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -591,7 +648,7 @@ def create_app(as_of: dt.date | None = None):
     async def hook(service_id: str, request: Request):
         if service_id not in SERVICES:
             raise BadRequest(404, f"no CDS service {service_id!r} (known: {', '.join(SERVICES)})")
-        body = await body_of(request)
+        body = await body_of(request, parse_hook_body)
         context = check_hook_request(service_id, body)
         date = as_of_of(body, as_of)
         patient_id = context["patientId"]
@@ -660,6 +717,22 @@ def serve(host: str, port: int, as_of: dt.date | None = None) -> None:
     """Run the service until interrupted; ServeError (one line) if the address cannot be listened on."""
     import uvicorn
 
+    from .batch import warm_up
+
     sock = listening_socket(host, port)
+    try:  # the guideline parsed here, so that a failure is one line, not the traceback uvicorn logs
+        warm_up()
+        plan()
+    except Exception as error:  # noqa: BLE001 - the one-line contract of the CLI
+        sock.close()
+        raise ServeError(f"serve: the service could not start: {one_line(error)}") from None
+    gc.collect()
+    gc.freeze()  # as warm_up does, for the CPG export's objects too: no collection walks them again
     server = uvicorn.Server(uvicorn.Config(create_app(as_of), log_level="info"))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as stop:  # uvicorn exits 3 when the application's start-up fails
+        if stop.code not in (0, None):
+            raise ServeError(f"serve: the service on {host}:{port} could not start (see the log above)") from None
+    if not server.started:
+        raise ServeError(f"serve: the service on {host}:{port} could not start (see the log above)")
