@@ -939,7 +939,7 @@ def _encode(lines: dict[str, None]) -> bytes:
 def to_patients_of_resources(name: str, resources: list[dict]) -> tuple[list[Patient], list[InputError], int]:
     """to_patients for resources already parsed (one document's: the same as a Bundle of them, without
     encoding and parsing them again), those may_be_read only: the others would be skipped anyway."""
-    found = [(None, r, name) for r, keep in zip(resources, read_selection(resources)) if keep]
+    found = [(r, name) for r, keep in zip(resources, read_selection(resources)) if keep]
     converter, problems, count = _convert_resources(name, found, [], ndjson=False)
     patients = [Patient(iri=iri, id=converter.ids[iri], source=name, ntriples=_encode(lines))
                 for iri, lines in converter.lines.items()]
