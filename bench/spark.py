@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/spark.py [--sizes 20000 100000] [--small 200] [--equivalence 10000] [--rich]
 
-For each size, on the same synthetic NDJSON export (bench/synthetic.py):
+For --small, then each size in the order given, on the same synthetic NDJSON export (bench/synthetic.py):
   embedded    recommend --jsonl --jobs 2 --output FILE
   spark 1     recommend --spark local[1] --jsonl --output DIR
   spark 2     recommend --spark local[2] --jsonl --output DIR
@@ -10,7 +10,8 @@ each a fresh process (start-up included), and checks that the three wrote the sa
 fixed cost (JVM, SparkContext, Python workers, the guideline parsed in each, the jobs' scheduling) is
 read from a run on --small patients; its per-patient cost per core from local[1] with that subtracted;
 the speed-up from 1 to 2 cores from the same per-patient parts. From those it projects a 10^7-patient
-export on 64 cores. ``--equivalence N``: recommend and validate, embedded and Spark local[2], on N
+export on 64 cores. Each CLI run's time and the load average go to standard error as it ends; Ctrl-C
+(SIGINT) reports the sizes that finished. ``--equivalence N``: recommend and validate, embedded and Spark local[2], on N
 patients: the sets of lines must be equal (exit 1 otherwise).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,11 +33,15 @@ AS_OF = "2026-11-24"
 
 
 def timed(args: list[str]) -> tuple[float, int]:
+    """One CLI run: seconds and exit code; each run's time and the load average also go to standard
+    error as it ends (a run stopped part-way keeps what it measured)."""
     started = time.perf_counter()
     result = subprocess.run(CLI + args, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode not in (0, 1):
         sys.exit(f"{' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
+    print(json.dumps({"run": " ".join(args[:6]), "seconds": round(seconds, 1), "load": os.getloadavg()[0],
+                      "at": time.strftime("%H:%M:%S", time.gmtime())}), file=sys.stderr, flush=True)
     return seconds, result.returncode
 
 
@@ -64,9 +70,19 @@ def main() -> None:
     parser.add_argument("--equivalence", type=int, default=0)
     parser.add_argument("--rich", action="store_true")
     args = parser.parse_args()
+    rows = []
+    try:
+        measure(args, rows)
+    except KeyboardInterrupt:  # stopped before the end: report the sizes that finished
+        print("interrupted: the sizes that finished", file=sys.stderr)
+        if len(rows) > 0:
+            report(rows, {})
+        sys.exit(1)
+
+
+def measure(args, rows: list[dict]) -> None:
     from synthetic import generate
 
-    rows = []
     with tempfile.TemporaryDirectory() as workspace:
         root = Path(workspace)
         for size in [args.small, *args.sizes]:

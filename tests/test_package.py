@@ -81,12 +81,15 @@ def test_python_dash_m_is_the_command(tmp_path):
 
 
 def test_import_is_light():
-    """``import neuropathy_kg`` loads neither the pipeline, pyoxigraph, pySHACL nor click."""
-    code = ("import sys, neuropathy_kg; heavy = [m for m in ('neuropathy_kg.pipeline', 'neuropathy_kg.api', 'pyshacl', "
-            "'pyoxigraph', 'click') if m in sys.modules]; print(heavy)")
+    """``import neuropathy_kg`` loads neither rdflib, the pipeline, pyoxigraph, pySHACL nor click; its
+    names (NKG, the library) are there on first use."""
+    code = ("import sys, neuropathy_kg; heavy = [m for m in ('rdflib', 'neuropathy_kg.terms', 'neuropathy_kg.pipeline', "
+            "'neuropathy_kg.api', 'pyshacl', 'pyoxigraph', 'click') if m in sys.modules]; print(heavy); "
+            "from neuropathy_kg import NKG; print(NKG.Patient, 'rdflib' in sys.modules)")
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert ran.stdout.strip() == "[]", ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == ["[]", "https://w3id.org/neuropathy-kg/Patient True"], ran.stdout + ran.stderr
     assert callable(neuropathy_kg.recommend) and issubclass(neuropathy_kg.InputError, Exception)
+    assert neuropathy_kg.NKG.Patient is neuropathy_kg.NKG.Patient == rdflib.URIRef("https://w3id.org/neuropathy-kg/Patient")
 
 
 def _encoded(document: dict) -> str:

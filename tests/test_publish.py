@@ -66,6 +66,39 @@ def test_docs_one_page_per_ontology_linked_both_ways(tmp_path):
     assert "<script" not in catalogue  # jinja2 autoescaping: labels and definitions are text
 
 
+def test_docs_are_reproducible_and_link_only_to_what_exists(tmp_path):
+    """Two runs in interpreters of different string hashing write the same bytes (pyLODE's order of
+    terms and of intersection members, blank-node ids: review 2026-12-02 #17); no link goes to a literal
+    (``value true``) or a blank node; the enumeration of a restriction is shown with its members,
+    each linked to its catalogue row."""
+    pytest.importorskip("pylode")
+    import os
+    import subprocess
+    import sys
+
+    pages = {}
+    for seed in ("1", "2"):
+        folder = tmp_path / seed
+        ran = subprocess.run([sys.executable, "-m", "neuropathy_kg", "docs", "--output", str(folder)], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert ran.returncode == 0, ran.stderr
+        pages[seed] = {p.name: p.read_bytes() for p in sorted(folder.glob("*.html"))}
+    assert pages["1"] == pages["2"]
+    text = pages["1"]["ontology.html"].decode() + pages["1"]["patient-model.html"].decode()
+    catalogue = pages["1"]["catalogue.html"].decode()
+    assert 'href="true"' not in text and not re.search(r"\bn[0-9a-f]{32}b\d+\b", text)
+    for href in set(re.findall(r'<a href="([^"]+)"', text)):  # every link: a web IRI, a page's section, another page
+        assert href.startswith(("http://", "https://", "#", "catalogue.html#", "ontology.html#", "patient-model.html#")), href
+        if href.startswith("catalogue.html#"):
+            assert f'<tr id="{href.split("#", 1)[1]}">' in catalogue or f'id="{href.split("#", 1)[1]}"' in catalogue, href
+    # ReducedRenalFunctionPatient: renalBand some {30-59, 15-29, <15}, from the Turtle's owl:oneOf
+    members = ", ".join(f'<a href="catalogue.html#renal-band-{b}">nkg:renal-band-{b}</a>' for b in ("30-59", "15-29", "lt15"))
+    assert f'<span class="cardinality">one of</span> {{{members}}}' in text
+    local = re.compile(r'href="#([^"]+)"')
+    ids = set(re.findall(r'id="([^"]+)"', text))
+    assert not [f for f in set(local.findall(text)) if f not in ids]
+
+
 RELEASE_IRI = "https://w3id.org/neuropathy-kg/releases/9.8.7/"
 
 

@@ -302,6 +302,32 @@ def test_the_tally_is_the_same_whatever_the_chunks_and_their_order(failures, ran
         assert check["applicable"] >= check["failing"]
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 5), max_size=3), min_size=1, max_size=30), st.randoms(use_true_random=False),
+       st.integers(1, 7))
+def test_merged_tallies_of_parts_are_the_tally_of_the_whole(failures, random, size):
+    """What Spark's treeAggregate does (spark.py): tallies of parts of the run, merged in any grouping
+    and order, give the summary of one tally of every digest."""
+    digests = [_digest(i, f) for i, f in enumerate(failures)]
+    whole = Tally()
+    whole.add([(None, d) for d in digests])
+    random.shuffle(digests)
+    parts = []
+    for start in range(0, len(digests), size):
+        part = Tally()
+        part.add([(None, d) for d in digests[start:start + size]])
+        parts.append(part)
+    parts.append(Tally())  # an empty part (a task whose bucket had no patient) changes nothing
+    while len(parts) > 1:  # merged pairwise in a random tree, as treeAggregate's levels do
+        left = parts.pop(random.randrange(len(parts)))
+        right = parts.pop(random.randrange(len(parts)))
+        before = right.summary({})
+        parts.append(left.merge(right))
+        assert right.summary({}) == before  # the other side is left as it was
+    provenance = {"failedPatients": 0, "failedInputs": 0}
+    assert parts[0].summary(provenance) == whole.summary(provenance)
+
+
 # ---------------------------------------------------------------- the report
 
 NETWORK = re.compile(r"""(?:\b(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//)|url\(\s*["']?\s*(?:https?:)?//|@import""",

@@ -7,6 +7,7 @@ and a half on the loaded 2-core machine."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import os
@@ -87,20 +88,46 @@ def export(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def runs(export, spark_session) -> dict[str, dict]:
     """recommend on the export with a bad line, validate on the clean one: embedded (plain files) and
-    Spark (gzip, with --parquet); then both Parquet tables."""
+    Spark (gzip, with --parquet); then both Parquet tables. validate runs with the scorecard (--summary
+    --report --thresholds --baseline, both paths) and, on Spark, buckets of 100 patients (3 tasks, so
+    that Spark merges the tallies of several buckets): its lines are plain validate's (tests/test_scorecard.py
+    shows them byte-identical with and without --summary), so one pair of runs serves both, which keeps
+    the module's time."""
+    from neuropathy_kg import spark as spark_module
+
     found = {}
     for command, which, table in (("recommend", "bad", "actions"), ("validate", "clean", "findings")):
+        scoring = {way: _scorecard_args(export["root"], way) if command == "validate" else [] for way in ("embedded", "spark")}
         embedded_file = export["root"] / f"{command}.jsonl"
-        embedded = _run(command, "--as-of", AS_OF, "--jsonl", "--output", str(embedded_file), str(export[which]))
+        embedded = _run(command, "--as-of", AS_OF, "--jsonl", "--output", str(embedded_file), *scoring["embedded"],
+                        str(export[which]))
         folder = export["root"] / f"{command}-spark"
-        spark = _run(command, "--as-of", AS_OF, "--spark", "local[2]", "--jsonl", "--output", str(folder), "--parquet",
-                     str(export[f"{which}-gz"]))
+        with pytest.MonkeyPatch.context() as patch:
+            if command == "validate":
+                patch.setattr(spark_module, "BUCKET_PATIENTS", 100)
+            spark = _run(command, "--as-of", AS_OF, "--spark", "local[2]", "--jsonl", "--output", str(folder), "--parquet",
+                         *scoring["spark"], str(export[f"{which}-gz"]))
         found[command] = {"embedded": embedded, "spark": spark, "folder": folder, "table": table,
                           "expected": embedded_file.read_text(encoding="utf-8").splitlines(), "export": which}
     for run in found.values():
         table = run["folder"] / "parquet" / run["table"]
         run["rows"] = [row.asDict() for row in spark_session.read.parquet(str(table)).collect()]
     return found
+
+
+def _scorecard_args(root: Path, way: str) -> list[str]:
+    """validate's scorecard options for one run (way: embedded or spark), writing into root/scorecard/:
+    a thresholds file making a pitfall acceptable at any share (its status must follow it) and a
+    baseline where data-missing-body-weight passed and glycemic-control-neglected failed."""
+    folder = root / "scorecard"
+    folder.mkdir(exist_ok=True)
+    thresholds, baseline = folder / "thresholds.json", folder / "baseline.json"
+    thresholds.write_text(json.dumps({"glycemic-control-neglected": 1.0}))
+    baseline.write_text(json.dumps({"scorecard": 1, "patients": 250, "provenance": {"asOf": "2026-10-01"}, "checks": [
+        {"id": "data-missing-body-weight", "failing": 0, "passRate": 1.0, "status": "pass"},
+        {"id": "glycemic-control-neglected", "failing": 3, "passRate": 0.9, "status": "fail"}]}))
+    return ["--summary", str(folder / f"{way}.json"), "--report", str(folder / f"{way}.html"),
+            "--thresholds", str(thresholds), "--baseline", str(baseline)]
 
 
 def _run(*args: str):
@@ -184,6 +211,73 @@ def test_spark_refuses_what_it_cannot_do_in_one_line(export, spark_session, tmp_
     (existing / "x").write_text("kept")  # Spark writes a new folder, never over a file or into a folder
     result = _run("recommend", "--spark", "local[1]", "--jsonl", "--output", str(existing / "x"), str(export["clean-gz"]))
     assert result.exit_code == 2 and "already exists" in result.stderr and (existing / "x").read_text() == "kept"
+
+
+# ---------------------------------------------------------------- the scorecard (issue 18 item 4)
+
+#: Provenance that says how and on what the run was made, so differs between the two runs by design:
+#: "spark" (the master; only on Spark runs) and "inputs" (the paths as given: here the gzip copy).
+RUN_PROVENANCE = ("spark", "inputs")
+
+
+@pytest.fixture(scope="module")
+def scorecards(runs, export) -> dict:
+    """The scorecards of the validate runs (see runs)."""
+    folder = export["root"] / "scorecard"
+    found = {way: {"result": runs["validate"][way],
+                   "summary": json.loads((folder / f"{way}.json").read_text(encoding="utf-8")),
+                   "report": (folder / f"{way}.html").read_text(encoding="utf-8")} for way in ("embedded", "spark")}
+    found["lines"] = runs["validate"]["expected"]
+    found["spark_lines"] = _spark_lines(runs["validate"]["folder"])
+    found["baseline"] = str(folder / "baseline.json")
+    return found
+
+
+def test_spark_summary_equals_the_embedded_summary(scorecards, export):
+    embedded, spark = (copy.deepcopy(scorecards[which]["summary"]) for which in ("embedded", "spark"))
+    assert scorecards["spark"]["result"].exit_code == scorecards["embedded"]["result"].exit_code == 1
+    assert spark["provenance"]["spark"] == "local[2]" and "spark" not in embedded["provenance"]
+    assert spark["provenance"]["inputs"] == [str(export["clean-gz"])]
+    assert embedded["provenance"]["inputs"] == [str(export["clean"])]
+    for field in RUN_PROVENANCE:
+        spark["provenance"].pop(field, None)
+        embedded["provenance"].pop(field, None)
+    assert spark == embedded
+    assert len(list((export["root"] / "validate-spark").glob("part-*"))) == 3  # 3 tasks' tallies were merged
+    # and the summary is one that could differ: counts, samples, a threshold and a baseline applied
+    assert spark["patients"] == 300 and 0 < spark["conformingPatients"] < 300
+    rows = {row["id"]: row for row in spark["checks"]}
+    assert {row["status"] for row in rows.values()} >= {"pass", "fail"}
+    glycemic = rows["glycemic-control-neglected"]
+    assert glycemic["failing"] > 0 and glycemic["threshold"] == 1.0 and glycemic["status"] == "pass"
+    assert glycemic["change"]["status"] == "fixed" and "glycemic-control-neglected" in spark["baseline"]["fixed"]
+    assert spark["baseline"]["file"] == scorecards["baseline"]
+    assert sum(len(row["samplePatients"]) for row in rows.values()) > 10
+    assert all(len(row["samplePatients"]) <= 5 for row in rows.values())
+
+
+def test_spark_summary_counts_its_own_lines(scorecards):
+    """Spark's lines with --summary are the embedded lines, and the summary counts them."""
+    lines = scorecards["spark_lines"]
+    assert len(lines) == 300 and set(lines) == set(scorecards["lines"])
+    results = [json.loads(line) for line in lines]
+    rows = {row["id"]: row for row in scorecards["spark"]["summary"]["checks"]}
+    failing = {}
+    for result in results:
+        for ident in {f["id"] for f in result["findings"]}:
+            failing[ident] = failing.get(ident, []) + [result["patient"]]
+    for ident, row in rows.items():
+        assert row["failing"] == len(failing.get(ident, ())), ident
+        assert row["samplePatients"] == sorted(failing.get(ident, ()))[:5], ident
+
+
+def test_spark_report_is_the_summary_rendered_and_names_the_master(scorecards):
+    from neuropathy_kg.report import render_report
+
+    spark = scorecards["spark"]
+    assert spark["report"] == render_report(spark["summary"])
+    assert "on Apache Spark (master <code>local[2]</code>)" in spark["report"]
+    assert "Apache Spark" not in scorecards["embedded"]["report"]
 
 
 def test_lines_are_keyed_by_ndjson_route():

@@ -3,19 +3,21 @@
 The clinical content lives in ``ontology/``, ``shapes/`` and ``queries/``; this package loads patient
 data, runs those artefacts on an RDF engine and reports the results.
 
-The library (neuropathy_kg.api, imported on first use so that ``import neuropathy_kg`` stays light):
+The library (neuropathy_kg.api, imported on first use so that ``import neuropathy_kg`` stays light, as
+is ``NKG``, the namespace of the guideline's terms, from neuropathy_kg.terms: no rdflib until then):
 ``recommend(inputs, as_of=...)``, ``validate(inputs, as_of=...)``, ``query(query, inputs, as_of=...)``,
 and ``InputError``, which they raise for an input that cannot be read.
 """
 
 import logging
 
-from rdflib import Namespace
-
 __version__ = "0.1.0"
 __all__ = ["recommend", "validate", "query", "InputError", "NKG", "__version__"]
 
-_API = {"recommend": "api", "validate": "api", "query": "api", "InputError": "load"}
+#: Names made on first use, from the module that defines them, so that ``import neuropathy_kg`` loads
+#: none of rdflib, the pipeline or click (tests/test_package.py).
+_API = {"recommend": "api", "validate": "api", "query": "api", "InputError": "load", "NKG": "terms",
+        "TermNamespace": "terms"}
 
 
 def __getattr__(name: str):
@@ -37,17 +39,8 @@ class _IllTypedLiteralFilter(logging.Filter):
         return not str(record.msg).startswith("Failed to convert Literal")
 
 
+# The logger rdflib.term will use (logging.getLogger returns the same one): set before rdflib is imported.
 logging.getLogger("rdflib.term").addFilter(_IllTypedLiteralFilter())
-
-
-class TermNamespace(Namespace):
-    """An rdflib Namespace that builds each attribute's URIRef once: rdflib's own makes a new one, with
-    IRI validation, on every access (about 2 us), which the FHIR reader did tens of times per resource."""
-
-    def __getattr__(self, name: str):
-        term = super().__getattr__(name)
-        self.__dict__[name] = term
-        return term
 
 
 class BoundedCache(dict):
@@ -66,7 +59,3 @@ class BoundedCache(dict):
             self.clear()
         self[key] = value
         return value
-
-
-#: The one namespace of the guideline's terms (also declared in ontology/neuropathy-kg.ttl).
-NKG = TermNamespace("https://w3id.org/neuropathy-kg/")

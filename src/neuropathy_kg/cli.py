@@ -159,8 +159,10 @@ def _no_jsonl_with(jsonl: bool, fmt: str | None) -> None:
         raise click.UsageError(f"--jsonl writes JSON Lines; it cannot be combined with --format {fmt}")
 
 def _spark_population(master: str, paths: tuple[str, ...], work, size: int, jsonl: bool, jobs: int | None,
-                      parquet: bool, table: str, progress: bool | None) -> RunSummary:
-    """``--spark MASTER``: the same work as Spark tasks (spark.py), JSON Lines part files into --output DIR."""
+                      parquet: bool, table: str, progress: bool | None, tally=None) -> tuple[RunSummary, object]:
+    """``--spark MASTER``: the same work as Spark tasks (spark.py), JSON Lines part files into --output DIR;
+    with ``tally`` (scorecard.Tally, ``work`` then scorecard.chunk_work), the run's tally, reduced by Spark
+    (else None)."""
     from . import spark
 
     output = click.get_current_context().meta.get(RAW_OUTPUT)
@@ -176,7 +178,7 @@ def _spark_population(master: str, paths: tuple[str, ...], work, size: int, json
         with spark.started(master, sys.stderr.isatty() if progress is None else progress) as session:
             if spark.exists(session, output):
                 _fail(f"{output}: already exists; --spark writes a new folder (Spark never writes into an existing one)")
-            found = spark.run(session, paths, work, size, output, (table,) if parquet else ())
+            found = spark.run(session, paths, work, size, output, (table,) if parquet else (), tally)
     except spark.SparkUnavailable as error:
         _fail(str(error))
     except Exception as error:  # noqa: BLE001 - a failed Spark job: one line, never a traceback
@@ -192,7 +194,7 @@ def _spark_population(master: str, paths: tuple[str, ...], work, size: int, json
             sys.exit(2)
         _fail("no patients found in the input")
     click.echo(f"neuropathy-kg: {summary.line()}; JSON Lines in {output}", err=True)
-    return summary
+    return summary, found.tally
 
 
 #: Where the --output of recommend and validate is kept as typed (ctx.meta): a Hadoop path for --spark,
@@ -295,8 +297,8 @@ def recommend(paths: tuple[str, ...], as_of: str | None, fmt: str | None, engine
     if parquet and not spark_master:
         _fail("--parquet needs --spark MASTER")
     if spark_master:
-        summary = _spark_population(spark_master, paths, lambda chunk: recommend_chunk(chunk, date, engine),
-                                    CHUNK_SIZE[engine], jsonl, jobs, parquet, "actions", progress)
+        summary, _tally = _spark_population(spark_master, paths, lambda chunk: recommend_chunk(chunk, date, engine),
+                                            CHUNK_SIZE[engine], jsonl, jobs, parquet, "actions", progress)
         sys.exit(2 if summary.failed else 0)
     _refuse_folder_output(click.get_current_context().meta.get(RAW_OUTPUT))
     with _output(output, paths) as out:
@@ -401,12 +403,19 @@ def validate(paths: tuple[str, ...], as_of: str | None, fmt: str | None, check_g
         _fail("--parquet needs --spark MASTER")
     scoring = _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report_path, baseline_path,
                                thresholds_path)
-    if scoring is not None and (spark_master or fmt == "fhir"):
-        raise click.UsageError("--summary and --report run on the embedded path with JSON results (not --spark, not --format fhir)")
+    if scoring is not None and fmt == "fhir":
+        raise click.UsageError("--summary and --report count JSON results (not --format fhir)")
     if spark_master:
-        summary = _spark_population(spark_master, paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
-                                    CHUNK_SIZE[engine] if shacl == "compiled" else 1, jsonl, jobs, parquet, "findings",
-                                    progress)
+        if scoring is not None:  # the scorecard's work and its digests, reduced by Spark (spark.aggregate)
+            from .scorecard import Tally, chunk_work
+
+            summary, tally = _spark_population(spark_master, paths, chunk_work(date, engine, encode=True),
+                                               CHUNK_SIZE[engine], jsonl, jobs, parquet, "findings", progress, Tally)
+            _write_scorecard(scoring, tally, paths, date, engine, summary, {"spark": spark_master})
+        else:
+            summary, _tally = _spark_population(spark_master, paths, lambda chunk: validate_chunk(chunk, date, engine, shacl),
+                                                CHUNK_SIZE[engine] if shacl == "compiled" else 1, jsonl, jobs, parquet,
+                                                "findings", progress)
         sys.exit(2 if summary.failed else 0 if summary.all_conform else 1)
     with _output(output, paths) as out:
         if scoring is not None:
@@ -466,12 +475,13 @@ def _scorecard_setup(paths, output, shacl, check_guideline, summary_path, report
     return summary_path, report_path, (str(thresholds_path) if thresholds_path else None, thresholds), baseline
 
 
-def _write_scorecard(scoring, tally, paths, date, engine, run: RunSummary) -> None:
+def _write_scorecard(scoring, tally, paths, date, engine, run: RunSummary, extra: dict | None = None) -> None:
+    """The summary and report of ``tally``; ``extra``: provenance of the run's kind ({"spark": master})."""
     from .scorecard import compare, provenance, write_json
 
     summary_path, report_path, (thresholds_file, thresholds), baseline = scoring
-    document = tally.summary({**provenance(paths, date, engine, run.as_json()), "thresholdsFile": thresholds_file},
-                             thresholds)
+    document = tally.summary({**provenance(paths, date, engine, run.as_json()), "thresholdsFile": thresholds_file,
+                              **(extra or {})}, thresholds)
     if baseline is not None:
         document = compare(document, baseline[1], baseline[0])
     if summary_path is not None:

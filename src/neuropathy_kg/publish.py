@@ -11,13 +11,16 @@ templates (templates/).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import logging
+import re
 from pathlib import Path
 
 import rdflib
 from rdflib import OWL, RDF, RDFS
+from rdflib.collection import Collection
 from rdflib.namespace import DCTERMS, SKOS
 
 from . import NKG, __version__, guideline
@@ -141,13 +144,14 @@ def docs(output: Path) -> list[Path]:
     logging.getLogger().setLevel(logging.WARNING)  # pyLODE logs its progress at INFO and DEBUG
     output.mkdir(parents=True, exist_ok=True)
     merged = merged_ontology()
-    graphs = {ONTOLOGY: guideline_ontology(), PATIENT_MODEL: patient_model()}
+    graphs = {ONTOLOGY: _reproducible(guideline_ontology()), PATIENT_MODEL: _reproducible(patient_model())}
     anchors: dict[str, str] = {}  # term IRI -> page#fragment where pyLODE documents it
     pages_html = {}
     for iri, page, _title, _what in ONTOLOGY_PAGES:
         try:
             publication = OntPub(ontology=graphs[iri])
-            pages_html[page] = publication.make_html()
+            with _members_in_list_order():
+                pages_html[page] = publication.make_html()
         except Exception as error:  # pyLODE raises its own types for unsupported input
             raise PublishError(f"pyLODE could not document {page}: {' '.join(str(error).split())[:200]}") from None
         for term, fragment in publication.fids.items():
@@ -155,9 +159,10 @@ def docs(output: Path) -> list[Path]:
                 anchors[term] = f"{page}#{fragment}"
     groups = catalogue_groups(merged, anchors)
     written = []
-    for _iri, page, _title, _what in ONTOLOGY_PAGES:
+    for iri, page, _title, _what in ONTOLOGY_PAGES:
         path = output / page
-        _write_atomically(path, _with_catalogue_links(pages_html[page], page, groups).encode())
+        text = _with_terms_named(pages_html[page], graphs[iri])
+        _write_atomically(path, _with_catalogue_links(text, page, groups).encode())
         written.append(path)
     pages = [{"file": page, "title": title, "what": what} for _iri, page, title, what in ONTOLOGY_PAGES]
     catalogue_page = output / "catalogue.html"
@@ -167,6 +172,116 @@ def docs(output: Path) -> list[Path]:
         title=str(merged.value(ONTOLOGY, DCTERMS.title)), version=str(merged.value(ONTOLOGY, OWL.versionInfo)),
         pages=pages).encode())
     return [index, *written, catalogue_page]
+
+
+class _ListOrderedSet(dict):
+    """A set that iterates in the order its items were added (set's add, on a dict's ordered keys)."""
+
+    def add(self, item) -> None:
+        self[item] = None
+
+
+@contextlib.contextmanager
+def _members_in_list_order():
+    """pyLODE (3.x, pylode.utils) gathers the members of an owl:intersectionOf or owl:unionOf in a
+    ``set()`` of HTML strings, so they appear in an order that changes with Python's string hashing on
+    every run ("A and B" one run, "B and A" the next). While pyLODE renders, its module's ``set`` is one
+    that keeps the order of the RDF list (the ontology's own order). pylode.utils calls ``set()`` only
+    there; a pyLODE without that name is left as it is."""
+    from pylode import utils
+
+    had = "set" in vars(utils)
+    previous = vars(utils).get("set")
+    utils.set = _ListOrderedSet
+    try:
+        yield
+    finally:
+        if had:
+            utils.set = previous
+        else:
+            del utils.set
+
+
+def _reproducible(graph: rdflib.Graph) -> rdflib.Graph:
+    """``graph`` with canonical blank-node labels (rdflib.compare: the same for the same graph, on every
+    run) and its triples inserted in sorted order: pyLODE lists terms in the store's order, which for a
+    graph read from Turtle depends on the run (blank nodes get new random ids each time), so the pages
+    differed between two runs on the same ontology."""
+    from rdflib.compare import to_canonical_graph
+
+    ordered = rdflib.Graph()
+    for prefix, namespace in graph.namespaces():
+        ordered.bind(prefix, namespace, override=True, replace=True)
+    for triple in sorted(to_canonical_graph(graph), key=lambda t: tuple((type(term).__name__, str(term)) for term in t)):
+        ordered.add(triple)
+    return ordered
+
+
+#: pyLODE's rendering of a term it has no page for: a link to the term's own string (a literal's lexical
+#: form, a blank node's run-dependent id), with the mark of its kind (c: class, op: object property).
+_TERM_LINK = re.compile(r'<a href="(?P<href>[^"]*)">(?P=href)</a>(?:\s*<sup class="sup-[a-z]+" title="[^"<]*">[a-z]+</sup>)?')
+
+
+def _with_terms_named(page_html: str, graph: rdflib.Graph) -> str:
+    """pyLODE's page with the terms it renders as links to nowhere written as what they are
+    (docs/reviews/2026-12-02-package-cli-service.md #17): an owl:hasValue literal (``value true``) as the
+    literal, and an anonymous class (a blank node, whose id changes on every run: ``some [owl:oneOf
+    (...)]``, a nested intersection) as its expression (``one of {...}``, ``A and (p value true)``), so
+    that no run-dependent id and no broken link reaches the page."""
+    literals = {str(o) for o in graph.objects(None, OWL.hasValue) if isinstance(o, rdflib.Literal)}
+
+    def named(match: re.Match) -> str:
+        href = html.unescape(match["href"])
+        node = rdflib.BNode(href)
+        if (node, None, None) in graph:
+            return _expression(graph, node)
+        if href in literals:
+            return f"<code>{match['href']}</code>"
+        return match[0]
+
+    return _TERM_LINK.sub(named, page_html)
+
+
+def _expression(graph: rdflib.Graph, node, depth: int = 0) -> str:
+    """An OWL class expression as text in Manchester syntax's words (and, or, not, one of, some, only,
+    value, inverse), named terms linked: the guideline's to their documentation (a class or property to
+    its IRI as pyLODE links it, an individual to its catalogue row), others by their IRI."""
+    if not isinstance(node, rdflib.BNode):
+        if isinstance(node, rdflib.Literal):
+            return f"<code>{html.escape(str(node))}</code>"
+        local = html.escape(_local(node))
+        if str(node).startswith(str(NKG)):
+            if (node, RDF.type, OWL.NamedIndividual) in graph:
+                return f'<a href="catalogue.html#{local}">nkg:{local}</a>'
+            return f'<a href="{html.escape(str(node))}">nkg:{local}</a>'
+        return f'<a href="{html.escape(str(node))}">{local}</a>'
+    if depth > 8:  # a cycle of blank nodes is not OWL; do not follow it
+        return "<em>an anonymous class</em>"
+
+    def part(child) -> str:
+        text = _expression(graph, child, depth + 1)
+        return f"({text})" if isinstance(child, rdflib.BNode) and " " in text else text
+
+    for keyword, word in ((OWL.intersectionOf, "and"), (OWL.unionOf, "or")):
+        members = graph.value(node, keyword)
+        if members is not None:
+            return f' <span class="cardinality">{word}</span> '.join(part(m) for m in Collection(graph, members))
+    members = graph.value(node, OWL.oneOf)
+    if members is not None:
+        return f'<span class="cardinality">one of</span> {{{", ".join(part(m) for m in Collection(graph, members))}}}'
+    complement = graph.value(node, OWL.complementOf)
+    if complement is not None:
+        return f'<span class="cardinality">not</span> {part(complement)}'
+    inverse = graph.value(node, OWL.inverseOf)
+    if inverse is not None:
+        return f'<span class="cardinality">inverse</span> {part(inverse)}'
+    prop = graph.value(node, OWL.onProperty)
+    if prop is not None:
+        for keyword, word in ((OWL.someValuesFrom, "some"), (OWL.allValuesFrom, "only"), (OWL.hasValue, "value")):
+            value = graph.value(node, keyword)
+            if value is not None:
+                return f'{part(prop)} <span class="cardinality">{word}</span> {part(value)}'
+    return "<em>an anonymous class</em>"
 
 
 def _with_catalogue_links(page_html: str, page: str, groups: list[dict]) -> str:

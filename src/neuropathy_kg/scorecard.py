@@ -155,7 +155,12 @@ def _digests(patients: list[Patient], recommended: list[dict], validated: list[d
 
 class Tally:
     """The counters of a run. ``add`` takes each chunk of (output, Digest) pairs as it arrives and gives
-    back the outputs, for the per-patient output to go on as without a summary."""
+    back the outputs, for the per-patient output to go on as without a summary. ``merge`` adds another
+    tally's counts: Spark reduces tallies of parts of the run with it (spark.py), and the result is the
+    tally of all their digests added to one (tests/test_scorecard.py)."""
+
+    #: The counters merge adds up (every Counter attribute below).
+    COUNTERS = ("failing", "findings", "outside", "population", "phenotypes", "renal_bands", "actions")
 
     def __init__(self) -> None:
         self.patients = 0
@@ -191,6 +196,20 @@ class Tally:
                 if len(kept) > SAMPLE_SIZE:
                     del kept[max(kept)]
         return outputs
+
+    def merge(self, other: "Tally") -> "Tally":
+        """This tally with ``other``'s counts added (``other`` is left as it was): the counters summed,
+        and per check the SAMPLE_SIZE smallest failing patient ids of both kept, as ``add`` keeps them."""
+        self.patients += other.patients
+        self.conforming += other.conforming
+        for name in self.COUNTERS:
+            getattr(self, name).update(getattr(other, name))
+        for ident, theirs in other.samples.items():
+            kept = self.samples[ident]
+            kept.update(theirs)
+            for pid in sorted(kept)[SAMPLE_SIZE:]:
+                del kept[pid]
+        return self
 
     def summary(self, provenance: dict, thresholds: dict[str, float] | None = None) -> dict:
         """The summary document (docs/decisions.md, "Data-quality scorecard"). A check's applicable

@@ -16,6 +16,13 @@ and no rule of identity.
 Output: JSON Lines part files in DIR (Spark's layout, with _SUCCESS); the problems met (bad lines,
 patients that could not be processed) as text part files in DIR/_errors/, the first ERRORS_SHOWN of
 them also on standard error; with ``tables``, Parquet tables of actions or findings in DIR/parquet/.
+
+The scorecard (validate --summary, issue 18) is aggregated by Spark: with ``tally`` (scorecard.Tally),
+the work is scorecard.chunk_work's and each patient gives its JSON line and its scorecard.Digest, the
+same two the embedded workers send to the parent; Spark reduces the digests with treeAggregate, whose
+steps are Tally.add (within a task) and Tally.merge (between tasks, in a tree), and the driver receives
+one Tally, never a line. What is counted, over which population, against which threshold stays in
+scorecard.py and ontology/data-quality.ttl.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class SparkRun:
     non_conforming: int = 0
     problems: list[str] = field(default_factory=list)  # the first ERRORS_SHOWN, each one line
     written: bool = False  # DIR was written (not when no patient was found)
+    tally: object | None = None  # with run(tally=...): the scorecard.Tally of every patient processed
 
 
 # ---------------------------------------------------------------- keying lines by patient
@@ -141,11 +149,14 @@ def _warm() -> None:
 
 
 def process_bucket(lines: Iterable[tuple[int, tuple[tuple, tuple[int, int, bytes]]]], *, sources: tuple[str, ...],
-                   name: str, size: int, work: Callable[[list[Patient]], list[dict]]) -> Iterator[tuple]:
+                   name: str, size: int, work: Callable[[list[Patient]], list[dict]],
+                   digests: bool = False) -> Iterator[tuple]:
     """One bucket (one Spark partition) as batch.unit_batches and batch._run_unit do a spooled bucket: its
     lines in the spooler's order (the Medications they reference, by id; its lines in input order; the
     lines resolved after the pass, in input order); ("line", conforms, JSON text) per patient,
-    ("patient", message) per patient that failed, ("input", message) per problem in reading."""
+    ("patient", message) per patient that failed, ("input", message) per problem in reading. With
+    ``digests``, ``work`` gives ((conforms, JSON line), digest) per patient (scorecard.chunk_work with
+    encode), and each line is followed by ("digest", digest)."""
     from . import batch
     from .ndjson import spooled_line
 
@@ -161,11 +172,14 @@ def process_bucket(lines: Iterable[tuple[int, tuple[tuple, tuple[int, int, bytes
         return
     for problem in problems:
         yield "input", str(problem)
-    encoded = batch.as_json_lines(work)
+    encoded = work if digests else batch.as_json_lines(work)
     for chunk in chunks(patients, size):
         done, failed = batch.isolate(encoded, chunk)
-        for conforms, text in done:
+        for item in done:
+            (conforms, text), digest = item if digests else (item, None)
             yield "line", conforms, text.rstrip("\n")
+            if digests:
+                yield "digest", digest
         for failure in failed:
             yield "patient", str(failure)
 
@@ -271,10 +285,11 @@ def exists(spark, raw: str) -> bool:
 
 
 def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]], size: int, output: str,
-        tables: tuple[str, ...] = ()) -> SparkRun:
+        tables: tuple[str, ...] = (), tally: Callable[[], object] | None = None) -> SparkRun:
     """Run ``work`` over every patient of the NDJSON export at ``paths``; JSON Lines into ``output``
     (a folder that must not exist), problems into output/_errors/, ``tables`` ("actions", "findings")
-    as Parquet in output/parquet/."""
+    as Parquet in output/parquet/. With ``tally`` (scorecard.Tally; ``work`` then scorecard.chunk_work
+    with encode), SparkRun.tally is the run's scorecard tally, reduced by Spark (see aggregate)."""
     from pyspark import StorageLevel
 
     sc = spark.sparkContext
@@ -294,14 +309,14 @@ def run(spark, paths: Iterable[str], work: Callable[[list[Patient]], list[dict]]
     records = sc.union(reads).filter(lambda item: item[2].strip()).flatMap(lambda item: _routed(item, sources))
     kept = [records.persist(StorageLevel.MEMORY_AND_DISK)]
     try:
-        return _run_records(spark, records, kept, skipped, sources, name, work, size, output, tables, result)
+        return _run_records(spark, records, kept, skipped, sources, name, work, size, output, tables, result, tally)
     finally:
         for rdd in kept:
             rdd.unpersist()
 
 
 def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[str, ...], name: str, work, size: int,
-                 output: str, tables: tuple[str, ...], result: SparkRun) -> SparkRun:
+                 output: str, tables: tuple[str, ...], result: SparkRun, tally=None) -> SparkRun:
     from pyspark import StorageLevel
 
     sc = spark.sparkContext
@@ -355,7 +370,7 @@ def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[
         lines = lines.union(needed.join(chosen).map(lambda pair: (pair[1][0], ((0, pair[0]), pair[1][1]))))
 
     def bucket(items):
-        return process_bucket(items, sources=sources, name=name, size=size, work=work)
+        return process_bucket(items, sources=sources, name=name, size=size, work=work, digests=tally is not None)
 
     done = lines.partitionBy(buckets, lambda k: k).mapPartitions(bucket)
     kept.append(done.persist(StorageLevel.MEMORY_AND_DISK))
@@ -367,13 +382,28 @@ def _run_records(spark, records, kept: list, skipped: list[str], sources: tuple[
     result.failed_patients = counts.get(("patient", None), 0)
     result.failed_inputs = counts.get(("input", None), 0) + len(skipped) + error_count
     if result.failed_patients or result.failed_inputs:
-        failures = done.filter(lambda row: row[0] != "line").map(lambda row: row[1])
+        failures = done.filter(lambda row: row[0] in ("patient", "input")).map(lambda row: row[1])
         problems = sc.parallelize(skipped, 1).union(ordered()).union(failures) if error_count else sc.parallelize(skipped, 1).union(failures)
         problems.saveAsTextFile(f"{output.rstrip('/')}/_errors")
         result.problems = problems.take(ERRORS_SHOWN)
+    if tally is not None:
+        result.tally = aggregate(done, tally)
     for table in tables:
         write_table(spark, table, output)
     return result
+
+
+def aggregate(done, tally: Callable[[], object]):
+    """The scorecard tally of a run's digests, reduced by Spark: treeAggregate from an empty tally, with
+    Tally.add over each digest within a task and Tally.merge between tasks (in a tree, so that the
+    driver merges a few partial tallies, not one per bucket). A tally is a few counters per check and
+    at most scorecard.SAMPLE_SIZE sample patients per check, whatever the number of patients."""
+    def add(kept, digest):
+        kept.add([(None, digest)])
+        return kept
+
+    return (done.filter(lambda row: row[0] == "digest").map(lambda row: row[1])
+            .treeAggregate(tally(), add, lambda left, right: left.merge(right), depth=2))
 
 
 # ---------------------------------------------------------------- Parquet tables
