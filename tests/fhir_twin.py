@@ -70,6 +70,7 @@ def resources(graph: rdflib.Graph) -> list[dict]:
             resource["deceasedBoolean"] = True
         out.append(resource)
         subject = {"reference": f"Patient/{pid}"}
+        ids = {record: f"{pid}-{index}" for index, record in enumerate(sorted(graph.subjects(NKG.subject, patient)))}
         for index, record in enumerate(sorted(graph.subjects(NKG.subject, patient))):
             rid = f"{pid}-{index}"
             kind = graph.value(record, RDF.type)
@@ -121,6 +122,9 @@ def resources(graph: rdflib.Graph) -> list[dict]:
                     dosage["timing"]["repeat"]["boundsPeriod"] = bounds
                     resource["authoredOn"] = bounds.get("start")
                 resource["dosageInstruction"] = [dosage]
+                replaced = graph.value(record, NKG.replaces)
+                if replaced in ids:
+                    resource["priorPrescription"] = {"reference": f"MedicationRequest/{ids[replaced]}"}
                 out.append(resource)
             elif kind == NKG.IvigCourse:
                 out.extend(_ivig(graph, record, rid, subject))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ from neuropathy_kg.pipeline import assess
 SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
 
 
+#: The orders a summed daily dose names (queries/facts/09-medications.ru): record names, which differ
+#: between a Turtle node and its FHIR twin (as focus and value do); the count and the sum stay compared.
+SUMMED_ORDERS = re.compile(r"(concurrent orders: )[^)]*\)")
+
+
 def comparable(documents: tuple[dict, dict]) -> tuple[dict, dict]:
     """Results without record IRIs (focus, value and the records in effect name FHIR resources instead of
     Turtle nodes; their drugs are kept)."""
@@ -34,7 +40,11 @@ def comparable(documents: tuple[dict, dict]) -> tuple[dict, dict]:
         for finding in patient["findings"]:
             finding.pop("focus")
             finding.pop("value", None)
+            finding["message"] = SUMMED_ORDERS.sub(r"\1...)", finding["message"])
         patient["findings"].sort(key=lambda f: (f["id"], f["severity"], f["message"]))
+    for patient in recommendation["patients"]:
+        for action in patient["actions"]:
+            action["rationale"] = SUMMED_ORDERS.sub(r"\1...)", action["rationale"])
     return recommendation, validation
 
 

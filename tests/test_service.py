@@ -141,16 +141,37 @@ PREGABALIN = {"system": RXNORM, "code": "187832", "display": "pregabalin"}
 
 def test_order_select_flags_pregabalin_above_the_renal_bands_maximum(client):
     carmen = scenario_resources("example-03-renal-impairment")["carmen"]  # CrCl 25: band 15-29, at most 150 mg/day
+    # the draft replaces the current order carmen-6 (priorPrescription): its own 600 mg/day is the dose
+    draft = _draft("carmen", PREGABALIN, 600, "mg")
+    draft["entry"][0]["resource"]["priorPrescription"] = {"reference": "MedicationRequest/carmen-6"}
     over = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24",
-                                                         draftOrders=_draft("carmen", PREGABALIN, 600, "mg"),
-                                                         selections=["MedicationRequest/draft-1"]))
+                                                         draftOrders=draft, selections=["MedicationRequest/draft-1"]))
     codes = {c["source"]["topic"]["code"]: c for c in over}
     assert "dose-above-maximum" in codes and codes["dose-above-maximum"]["indicator"] == "critical"
     assert "600" in codes["dose-above-maximum"]["summary"] and "150" in codes["dose-above-maximum"]["summary"]
     assert all("suggestions" not in c for c in over), "order-select answers with pitfall cards"
-    within = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24",
-                                                           draftOrders=_draft("carmen", PREGABALIN, 75, "mg")))
+    # a draft that replaces the current order (priorPrescription) at a dose within the band: nothing new
+    replacing = _draft("carmen", PREGABALIN, 75, "mg")
+    replacing["entry"][0]["resource"]["priorPrescription"] = {"reference": "MedicationRequest/carmen-6"}
+    within = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24", draftOrders=replacing))
     assert within == [], "the patient's existing findings are not repeated; a dose within the band is fine"
+
+
+def test_order_select_sums_a_second_order_with_the_active_one(client):
+    """review2 entry 15: a second pregabalin order next to the active carmen-6 (300 mg/day) is taken with it:
+    375 mg/day in band 15-29 (at most 150) is a new critical card naming both orders, not silence."""
+    carmen = scenario_resources("example-03-renal-impairment")["carmen"]
+    cards = cards_of(client, "order-select", hook_request("order-select", "carmen", carmen, "2026-11-24",
+                                                          draftOrders=_draft("carmen", PREGABALIN, 75, "mg")))
+    codes = {c["source"]["topic"]["code"]: c for c in cards}
+    assert codes["dose-above-maximum"]["indicator"] == "critical"
+    detail = codes["dose-above-maximum"]["detail"]
+    assert "pregabalin 375 mg/day" in detail and "MedicationRequest/carmen-6 300 mg/day" in detail and "MedicationRequest/draft-1 75 mg/day" in detail
+    assert "missing-renal-dose-adjustment" in codes
+    # the same draft with a stopped carmen-6 is within the band (75 mg/day): no card
+    stopped = [dict(r, status="stopped") if r.get("id") == "carmen-6" else r for r in carmen]
+    assert cards_of(client, "order-select", hook_request("order-select", "carmen", stopped, "2026-11-24",
+                                                         draftOrders=_draft("carmen", PREGABALIN, 75, "mg"))) == []
 
 
 def test_order_select_flags_ivig_for_a_symmetric_patient(client):
@@ -396,7 +417,7 @@ def test_the_readmes_curl_session_answers_as_documented():
         select = json.loads((ROOT / "docs/cds-hooks/order-select.json").read_text())
         summaries = [c["summary"] for c in cards_of(http, "order-select", select)]
         readme = (ROOT / "README.md").read_text()
-        assert len(summaries) == 2 and all(summary in readme for summary in summaries)
+        assert len(summaries) == 3 and all(summary in readme for summary in summaries)
 
 
 def test_the_serve_command_starts_the_service_on_loopback():

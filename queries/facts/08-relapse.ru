@@ -1,5 +1,5 @@
-# Derives: nkg:relapse, nkg:relapseDay and nkg:relapseDate (the date of the record behind the day, if any), nkg:ivigTolerated, nkg:courseSinceRelapse and
-#   nkg:repeatIvigIndicated.
+# Derives: nkg:relapse, nkg:relapseDay and nkg:relapseDate (the date of the record behind the day, if any), nkg:ivigTolerated and
+#   nkg:courseSinceRelapse (nkg:repeatIvigIndicated, which needs nkg:refractory, is in 10-clinical-state.ru).
 #   Relapse: a diabetic neuropathy condition with clinical status relapse or recurrence, or, after the
 #   latest documented response, a pain score back above ratio x that course's baseline
 #   (nkg:criterion-ivig-response). Relapse day: the earliest evidence after the latest response (the
@@ -10,8 +10,6 @@
 #   months before the next pain score too late and call the course given for it "withheld".
 #   A course "since the relapse" is given or planned and starts on or after the relapse day; a planned
 #   one only while its last day is not before the assessment date (an expired, never-given plan is none).
-#   Repeat IVIG is indicated for an eligible patient in relapse with the asymmetric phenotype, a previous
-#   response, no recorded immune globulin intolerance, and no course given since the relapse.
 # Serves: every relapse action, repeat-ivig, monitor-ivig-adverse-effects, reassess-*, withheld-repeat-ivig,
 #   glycemic-control-neglected, consider-plasma-exchange.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
@@ -124,11 +122,4 @@ WHERE {
   OPTIONAL { ?course nkg:infusionDays ?infusionDays }
   nkg:assessment nkg:assessmentDay ?today .
   FILTER(STR(?status) = "given" || COALESCE(?endDay, ?start + ?infusionDays - 1, ?start) >= ?today)
-} ;
-
-INSERT { ?patient nkg:repeatIvigIndicated true }
-WHERE {
-  ?patient nkg:eligibleForActions true ; nkg:relapse true ; nkg:phenotype nkg:asymmetric-diabetic-neuropathy ;
-           nkg:previousIvigResponder true ; nkg:ivigTolerated true .
-  FILTER NOT EXISTS { ?patient nkg:courseSinceRelapse ?course . ?course nkg:status "given" }
 }

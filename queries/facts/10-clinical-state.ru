@@ -4,8 +4,12 @@
 #   course and at least one repeat) and nkg:refractory (IVIG repeated, pharmacotherapy optimised, and pain
 #   not controlled on a score taken at least the response window's start after the last given course, so
 #   that a course too recent to have worked yet does not count as failed, and the latest given course not
-#   followed by a response), and nkg:localizedPain (the latest localized-pain record says so).
-# Serves: titrate-duloxetine, combination-therapy, lidocaine-patch, refer-spinal-cord-stimulation, consider-corticosteroids.
+#   followed by a response), nkg:repeatIvigIndicated (eligible, in relapse, asymmetric phenotype, a previous
+#   response, no recorded immune globulin intolerance, no course given since the relapse, and not
+#   refractory: review1 D15, see docs/decisions.md) and nkg:localizedPain (the latest localized-pain record
+#   says so).
+# Serves: titrate-duloxetine, combination-therapy, lidocaine-patch, refer-spinal-cord-stimulation, consider-corticosteroids,
+#   repeat-ivig, monitor-ivig-adverse-effects, reassess-*, assess-motor-function-1-month.
 PREFIX nkg: <https://w3id.org/neuropathy-kg/>
 
 INSERT { ?patient nkg:painNotControlled true }
@@ -50,6 +54,19 @@ WHERE {
   FILTER NOT EXISTS {
     ?latestCourse nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:endDay ?lastEnd ; nkg:responded true .
   }
+} ;
+
+# Repeat IVIG: for a previous responder (any course responded: the catalogue's definition) in relapse, unless
+# refractory. A refractory patient's latest given course was followed by no response after IVIG was
+# repeated, with pain not controlled on optimised pharmacotherapy: the catalogue sends them to
+# refer-spinal-cord-stimulation / consider-corticosteroids ("responds to each course" makes a repeat-IVIG
+# candidate, not refractory [2]); offering another course in the same output would contradict that.
+INSERT { ?patient nkg:repeatIvigIndicated true }
+WHERE {
+  ?patient nkg:eligibleForActions true ; nkg:relapse true ; nkg:phenotype nkg:asymmetric-diabetic-neuropathy ;
+           nkg:previousIvigResponder true ; nkg:ivigTolerated true .
+  FILTER NOT EXISTS { ?patient nkg:courseSinceRelapse ?course . ?course nkg:status "given" }
+  FILTER NOT EXISTS { ?patient nkg:refractory true }
 } ;
 
 # Localised pain: the latest localized-pain record (an observation by its date, a condition by its

@@ -529,6 +529,31 @@ class _Converter:
         self.add(iri, NKG.endDate, fhir_date(end))
         status = "completed" if kind == "MedicationAdministration" else str(resource.get("status", ""))
         self.add(iri, NKG.status, _string(status) if status else None)
+        if kind == "MedicationRequest":
+            self.add(iri, NKG.replaces, self._prior_prescription(resource, patient))
+
+    def _prior_prescription(self, resource: dict, patient: URIRef) -> str | None:
+        """The record of the patient's order that ``priorPrescription`` says this request replaces: a
+        reference ``MedicationRequest/ID`` (relative, versioned or absolute), or a logical reference by
+        the record's IRI (as `recommend --format fhir` and the CDS suggestions write it). Another
+        patient's record, or anything else, replaces nothing. Read as nkg:replaces; what replacing means
+        for the daily dose is a rule (queries/facts/09-medications.ru)."""
+        prior = resource.get("priorPrescription")
+        if not isinstance(prior, dict):
+            return None
+        reference = prior.get("reference")
+        if isinstance(reference, str) and reference:
+            parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
+            if len(parts) >= 4 and parts[-2] == "_history":
+                parts = parts[:-2]
+            if len(parts) >= 2 and parts[-2] == "MedicationRequest" and parts[-1]:
+                return _iri(f"{patient}/{self.identity({'resourceType': 'MedicationRequest', 'id': parts[-1]})}")
+            return None
+        identifier = prior.get("identifier")
+        value = identifier.get("value") if isinstance(identifier, dict) else None
+        if isinstance(value, str) and value.startswith(f"{patient}/MedicationRequest/") and re.fullmatch(r"[A-Za-z0-9._~%-]+", value.rsplit("/", 1)[-1]):
+            return _iri(value)
+        return None
 
     def _intravenous(self, text: str, dosage: dict | None) -> bool:
         """The drug's words or the dosage's route say intravenous (fhir_conventions.json: intravenous_route)."""

@@ -7,7 +7,9 @@ Endpoints (FastAPI, served by uvicorn; CORS open, as CDS Hooks sandboxes call fr
   warnings warning, infos info) and per derived action (info) with a suggestion to create the proposed
   request of the $apply result (apply.py), which first stops (update, status stopped) the patient's
   current order of the same drug: a dose change never adds a second order. order-select: the draft orders of ``context.draftOrders``
-  are taken as the patient's current medication, and the cards are the pitfalls that appear only with
+  are taken as the patient's current medication, next to the active orders (the rules sum a drug's
+  concurrent orders into one daily dose, unless a draft's priorPrescription names the order it replaces:
+  review2 entry 15), and the cards are the pitfalls that appear only with
   them (a pregabalin order above the renal band's maximum, IVIG in the symmetric phenotype);
 - ``POST /cds-services/{id}/feedback``: accepted and kept in memory (the last ``FEEDBACK_KEPT``);
 - ``POST /PlanDefinition/$apply``: FHIR Parameters (subject, data Bundle, optional asOf) -> the Bundle of
