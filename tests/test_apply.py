@@ -93,17 +93,28 @@ def test_every_scenario_is_a_closed_valid_bundle_with_one_action_per_derived_act
         assert group["status"] == "active" and group["intent"] == "proposal"
         assert group["instantiatesCanonical"] == [plan.canonical]
         ids = [a["id"] for a in group.get("action", [])]
-        assert sorted(ids) == sorted(spec[pid]["actions"])
+        assert sorted(ids) == sorted(set(spec[pid]["actions"])), "one group action per catalogue action"
         orders = [guideline.catalogue()[i].order for i in ids]
         assert orders == sorted(orders), "catalogue order"
+        derived = next(p["actions"] for p in recommendation["patients"] if p["patient"] == pid)
+        leaves = {leaf["resource"]["reference"]: leaf for leaf in apply.leaf_actions(group)}
+        assert len(leaves) == len(derived) == len(spec[pid]["actions"]), "a request per derived action (per drug)"
         for action in group.get("action", []):
-            request = resources[action["resource"]["reference"]]
-            kind = apply.REQUEST_KIND[plan.activity_type(action["id"])]
-            assert request["resourceType"] == kind
-            assert request["intent"] == "option"
-            assert (request.get("subject") or request.get("for")) == group["subject"]
-            assert request["extension"][0] == {"url": RATIONALE, "valueMarkdown": next(
-                a["rationale"] for p in recommendation["patients"] if p["patient"] == pid for a in p["actions"] if a["id"] == action["id"])}
+            subs = action.get("action") or [action]
+            assert len(subs) == sum(a["id"] == action["id"] for a in derived)
+            if len(subs) > 1:  # an action of several drugs: all of its drugs' requests apply
+                assert action["selectionBehavior"] == "all" and "resource" not in action
+                assert len({sub["id"] for sub in subs}) == len(subs)
+            for sub in subs:
+                request = resources[sub["resource"]["reference"]]
+                kind = apply.REQUEST_KIND[plan.activity_type(action["id"])]
+                assert request["resourceType"] == kind
+                assert request["intent"] == "option"
+                assert (request.get("subject") or request.get("for")) == group["subject"]
+                (mine,) = [a for a in derived if f"urn:uuid:{apply.request_id(a, {'patient': pid}, recommendation['asOf'])}" == sub["resource"]["reference"]]
+                assert mine["id"] == action["id"]
+                assert request["extension"][0] == {"url": RATIONALE, "valueMarkdown": mine["rationale"]}
+                assert sub.get("textEquivalent") == mine["rationale"]
             cited = {d["resource"] for d in action["documentation"]}
             assert cited and cited <= set(plan.citations), "documentation cites the export's Citation resources"
             for related in action.get("relatedAction", []):
@@ -159,8 +170,10 @@ def test_every_dose_is_the_pipelines_and_every_band_the_patients(name):
     plan = apply.plan()
     for result in recommendation["patients"]:
         group = next(g for g in groups(bundle) if patient_of(bundle, g)["identifier"][0]["value"] == result["patient"])
-        for action, planned in zip(sorted(result["actions"], key=lambda a: guideline.catalogue()[a["id"]].order), group.get("action", [])):
-            assert action["id"] == planned["id"]
+        leaves = apply.leaf_actions(group)
+        assert len(leaves) == len(result["actions"])
+        for action, planned in zip(sorted(result["actions"], key=lambda a: guideline.catalogue()[a["id"]].order), leaves):
+            assert planned["resource"]["reference"] == f"urn:uuid:{apply.request_id(action, result, recommendation['asOf'])}"
             request = resources[planned["resource"]["reference"]]
             if request["resourceType"] != "MedicationRequest":
                 continue

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import orjson
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -73,6 +74,12 @@ def test_patient_view_cards_are_the_scenarios_expected_ids(client, name):
         want = spec["patients"][pid]
         assert actions == sorted(want["actions"]), pid
         assert findings == set(want["findings"]), pid
+        # no two cards propose the same (an action of several drugs: a card per drug, each its own drug's order)
+        proposed = [orjson.dumps(c["suggestions"][0]["actions"][-1]["resource"].get("medicationCodeableConcept")
+                                 or c["source"]["topic"]["code"]) + c["source"]["topic"]["code"].encode()
+                    for c in cards if "suggestions" in c]
+        assert len(set(proposed)) == len(proposed), pid
+        assert len({c["summary"] for c in cards if "suggestions" in c}) == len(proposed), pid
 
 
 def test_cards_are_well_formed_and_stable(client):

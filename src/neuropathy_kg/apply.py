@@ -2,8 +2,9 @@
 
 `recommend_bundle(document)` turns the recommend command's JSON (interface.md) into a FHIR Bundle of
 type collection holding, per patient, the Patient, a RequestGroup (status active, intent proposal,
-instantiating the PlanDefinition of `export fhir-cpg`, one action per derived action in catalogue order)
-and the request each action proposes, by the action's CPG activity type (ontology/alignment.ttl):
+instantiating the PlanDefinition of `export fhir-cpg`, one action per derived action in catalogue order;
+an action of several drugs, derived once per drug, holds a sub-action per drug) and the request each
+action proposes, by the action's CPG activity type (ontology/alignment.ttl):
 
 - order-medication: MedicationRequest (intent option) instantiating the action's ActivityDefinition (for
   a drug dosed by renal band: the patient's band's), with the pipeline's computed dose as Dosage (daily
@@ -251,13 +252,27 @@ def _missing_for(result: dict) -> dict[str, list[str]]:
     return found
 
 
+def _several_drugs(action: dict) -> bool:
+    """Whether the action is one of several drugs' (reduce-to-renal-dose: pregabalin or gabapentin), whose
+    PlanDefinition entry names no drug: the pipeline derives it once per drug (pipeline.action_key)."""
+    return "dose" in action and not plan().activity_for(action["id"], None)[1]
+
+
+def request_id(action: dict, result: dict, as_of: str) -> str:
+    """The id of the request a derived action proposes: stable for the patient, date and action, and for
+    an action of several drugs, its drug."""
+    kind = REQUEST_KIND.get(plan().activity_type(action["id"]) or "", "Task")
+    drug = [action["dose"]["drug"]] if _several_drugs(action) else []
+    return _uuid(as_of, result["patient"], kind, action["id"], *drug)
+
+
 def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: list[str]) -> dict:
     """The request one derived action proposes, by its CPG activity type."""
     index = plan()
     action_id = action["id"]
     kind = REQUEST_KIND.get(index.activity_type(action_id) or "", "Task")
     code = {"coding": [_concept(action_id, action["label"])], "text": action["label"]}
-    resource: dict = {"resourceType": kind, "id": _uuid(as_of, result["patient"], kind, action_id),
+    resource: dict = {"resourceType": kind, "id": request_id(action, result, as_of),
                       "extension": [{"url": RATIONALE, "valueMarkdown": action["rationale"]}]}
     notes = [f"Missing: {_label(m)} ({m}), needed for this action." for m in missing]
     draft = bool(missing)
@@ -344,13 +359,26 @@ def _replacing(result: dict, drug: str | None) -> tuple[dict | None, str | None]
     return prior, f"{REPLACES_NOTE} {drug} order ({names}): stop it when this one starts."
 
 
-def _group_action(action: dict, request_url: str, present: set[str]) -> dict:
+def _group_action(derived: list[tuple[dict, str]], present: set[str]) -> dict:
+    """The RequestGroup action of one catalogue action: (derived action, its request's fullUrl) pairs, one
+    but for an action of several drugs, which then holds a sub-action per drug (all of them apply)."""
+    action = derived[0][0]
     planned = plan().actions[action["id"]]
     related = [r for r in planned.get("relatedAction", []) if r["actionId"] in present]
-    return {"id": action["id"], "title": action["label"], "description": planned.get("description") or action["label"],
-            "textEquivalent": action["rationale"], "code": planned.get("code"),
-            "documentation": planned.get("documentation"), "timingDateTime": action.get("due"),
-            "relatedAction": related, "resource": _ref(request_url, action["label"])}
+    group = {"id": action["id"], "title": action["label"], "description": planned.get("description") or action["label"],
+             "code": planned.get("code"), "documentation": planned.get("documentation"), "relatedAction": related}
+    if len(derived) == 1:
+        return {**group, "textEquivalent": action["rationale"], "timingDateTime": action.get("due"),
+                "resource": _ref(derived[0][1], action["label"])}
+    return {**group, "groupingBehavior": "logical-group", "selectionBehavior": "all",
+            "action": [{"id": f"{one['id']}-{one['dose']['drug']}", "title": f"{one['label']}: {one['dose']['drug']}",
+                        "textEquivalent": one["rationale"], "timingDateTime": one.get("due"),
+                        "resource": _ref(url, f"{one['label']}: {one['dose']['drug']}")} for one, url in derived]}
+
+
+def leaf_actions(group: dict) -> list[dict]:
+    """The RequestGroup's actions that propose a request (an action of several drugs: one per drug)."""
+    return [leaf for action in group.get("action", []) for leaf in action.get("action") or [action]]
 
 
 def patient_entries(result: dict, as_of: str) -> list[dict]:
@@ -362,12 +390,13 @@ def patient_entries(result: dict, as_of: str) -> list[dict]:
     entries = [{"fullUrl": patient_url, "resource": patient}]
     actions = sorted(result["actions"], key=lambda a: guideline.catalogue()[a["id"]].order)  # catalogue order (kept)
     present = {a["id"] for a in actions}
-    group_actions = []
+    derived: dict[str, list[tuple[dict, str]]] = {}
     for action in actions:
         request = _request(action, result, as_of, patient_url, missing.get(action["id"], []))
         url = f"urn:uuid:{request['id']}"
         entries.append({"fullUrl": url, "resource": request})
-        group_actions.append(_group_action(action, url, present))
+        derived.setdefault(action["id"], []).append((action, url))
+    group_actions = [_group_action(pairs, present) for pairs in derived.values()]
     notes = [f"Missing: {_label(m['id'])} ({m['id']}), needed for {', '.join(m['neededFor'])}." for m in result.get("missingData", [])]
     if not result.get("inScope", True):
         notes.insert(0, "The patient is outside the guideline's scope: no action applies.")

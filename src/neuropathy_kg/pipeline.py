@@ -162,7 +162,7 @@ def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[
         "activeMedication": [{"drug": local_name(row["drug"].text), "record": row["record"].text} for row in active_rows],
     }
     actions = [_action_json(row) for row in action_rows] if eligible else []
-    actions = _dedupe(sorted(actions, key=lambda a: (a["order"], a["id"], a.get("due", ""))))
+    actions = _dedupe(sorted(actions, key=lambda a: (a["order"], a["id"], action_key(a)[1] or "", a.get("due", ""))))
     for action in actions:
         del action["order"]
     needed: dict[str, set[str]] = defaultdict(set)
@@ -179,11 +179,20 @@ def _patient_result(patient: Patient, facts: dict[str, Term], action_rows: list[
     }
 
 
+def action_key(action: dict) -> tuple[str, str | None]:
+    """What makes one derived action: its catalogue id and, for a drug action, its drug. An action is
+    derived once per patient, but an action over several drugs (reduce-to-renal-dose: pregabalin or
+    gabapentin) is derived once per drug: a patient above the renal maximum on both gets both."""
+    return action["id"], (action.get("dose") or {}).get("drug")
+
+
 def _dedupe(actions: list[dict]) -> list[dict]:
+    """The first of the rows of each action (action_key): a query may match one action more than once."""
     seen, unique = set(), []
     for action in actions:
-        if action["id"] not in seen:
-            seen.add(action["id"])
+        key = action_key(action)
+        if key not in seen:
+            seen.add(key)
             unique.append(action)
     return unique
 

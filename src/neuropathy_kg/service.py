@@ -40,7 +40,7 @@ import msgspec
 import orjson
 
 from . import NKG, BoundedCache, __version__, fhir, guideline
-from .apply import PROJECT_CODES, REPLACES_NOTE, plan, recommend_patient_bundle
+from .apply import PROJECT_CODES, REPLACES_NOTE, leaf_actions, plan, recommend_patient_bundle, request_id
 from .load import InputError, one_line, read_resources
 
 #: CDS Hooks prefetch templates: every resource type the FHIR reader reads, for the patient in context.
@@ -478,11 +478,12 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
     data = resources or []
     resources = {entry["fullUrl"]: entry["resource"] for entry in bundle["entry"]}
     group = next(r for r in resources.values() if r["resourceType"] == "RequestGroup")
-    by_id = {action["id"]: action for action in result["actions"]}
+    # a card per proposed request: an action of several drugs (reduce-to-renal-dose) has one per drug
+    by_request = {f"urn:uuid:{request_id(action, result, as_of.isoformat())}": action for action in result["actions"]}
     cards = []
-    for planned in group.get("action", []):
-        action, entry = by_id[planned["id"]], guideline.catalogue()[planned["id"]]
-        request = resources[planned["resource"]["reference"]]
+    for planned in leaf_actions(group):
+        action = by_request[planned["resource"]["reference"]]
+        entry, request = guideline.catalogue()[action["id"]], resources[planned["resource"]["reference"]]
         uid = _card_uuid(service_id, patient_id, as_of, action["id"], action["rationale"], orjson.dumps(action.get("dose")))
         lines = [action["rationale"]]
         lines += [f"**Dose**: {d['text']}" for d in request.get("dosageInstruction", []) if d.get("text")]
@@ -491,7 +492,7 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         lines += [f"**Not complete**: {note['text']}" for note in request.get("note", [])
                   if not note["text"].startswith(REPLACES_NOTE)]
         lines.append(_citations_markdown(action["citations"]))
-        card = _card(uid, entry, action["label"], "info", "\n\n".join(line for line in lines if line))
+        card = _card(uid, entry, planned["title"], "info", "\n\n".join(line for line in lines if line))
         draft = request["status"] == "draft"
         stops, unidentified = [], []
         drug = (action.get("dose") or {}).get("drug")
@@ -505,9 +506,9 @@ def action_cards(bundle: dict, result: dict, service_id: str, patient_id: str, a
         elif stops:
             card["detail"] = (f"**Current order**: the suggestion stops {', '.join('MedicationRequest/' + a['resource']['id'] for a in stops)}"
                               f" ({drug}) and creates the new order.\n\n" + card["detail"])
-        card["suggestions"] = [{"label": _summary(("Propose (incomplete): " if draft else "Propose: ") + action["label"]),
+        card["suggestions"] = [{"label": _summary(("Propose (incomplete): " if draft else "Propose: ") + planned["title"]),
                                 "uuid": _card_uuid(uid, "suggestion"), "isRecommended": not draft and not unidentified,
-                                "actions": stops + [{"type": "create", "description": action["label"],
+                                "actions": stops + [{"type": "create", "description": planned["title"],
                                                      "resource": _suggested(request, patient_id)}]}]
         card["selectionBehavior"] = "at-most-one"
         cards.append(card)
