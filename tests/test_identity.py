@@ -799,3 +799,38 @@ def test_a_medication_given_twice_counts_by_one_rule_on_every_path(tmp_path):
     same = [medication(None, "187832", "pregabalin")] * 2
     for label, found, errors in _every_path(tmp_path, "same", resources, same):
         assert errors == [] and drugs(graph_of(found, "A")) == ["pregabalin"], label
+
+
+@pytest.mark.parametrize(("reference", "kind", "named"), [
+    ("Patient/p1", "Patient", "p1"),
+    ("Patient/p1/_history/3", "Patient", "p1"),
+    ("https://ehr.example/fhir/Patient/p1", "Patient", "p1"),
+    ("https://ehr.example/fhir/Patient/p1/_history/2?x=1", "Patient", "p1"),
+    ("Patient/p1#frag", "Patient", "p1"),
+    ("Patient/p1/", "Patient", "p1"),
+    ("Group/g1", "Patient", None),
+    ("Patient/", "Patient", None),
+    ("Patient", "Patient", None),
+    ("#contained", "Medication", None),
+    ("urn:uuid:0f1b2c3d-0000-4000-8000-000000000001", "Patient", None),
+    ("", "Patient", None),
+    (None, "Patient", None),
+    ("Medication/m1/_history/1", "Medication", "m1"),
+    ("https://ehr.example/fhir/MedicationRequest/o1", "MedicationRequest", "o1"),
+    ("MedicationRequest/o1", "Medication", None),
+])
+def test_one_reading_of_reference_text(reference, kind, named):
+    """Patient, Medication and priorPrescription references are read by one rule (ndjson.referenced_id)."""
+    from neuropathy_kg import ndjson
+
+    assert ndjson.referenced_id(reference, kind) == named
+    if kind == "Medication":
+        assert ndjson.medication_key({"medicationReference": {"reference": reference}}) == (named and f"Medication/{named}")
+    if kind == "Patient":
+        target = ndjson.reference_target(reference)
+        if named:
+            assert target == ndjson.Target("id", named)
+        elif isinstance(reference, str) and reference.startswith("urn:uuid:"):
+            assert target == ndjson.Target("url", reference)
+        else:
+            assert target is None

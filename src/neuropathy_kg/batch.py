@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 import orjson
 
 from . import fhir, ndjson
-from .load import (Document, InputError, Patient, chunks, export_format, inputs_in_order, one_line, read_document, read_input,
+from .load import (Document, InputError, Patient, chunks, document_lines, export_format, inputs_in_order, one_line, read_document, read_input,
                    sniff_format)
 
 @dataclass
@@ -117,20 +117,16 @@ def _export_document(task: tuple[int, str, Path | bytes, Path]) -> tuple[str | N
             name, data = read_input(item)
         else:
             data = item
-        source, lines = fhir.export_lines(name, data)
-        problems = []
+        source, lines, problems = document_lines(name, data)
         with open(path, "wb") as out:
             for line in lines:
-                if isinstance(line, InputError):
-                    problems.append(line)
-                    line = b""
                 out.write(line + b"\n")
         return source, problems
     except InputError as error:
         return None, [error]
-    except Exception as error:  # noqa: BLE001 - the one-line contract; a write error of the spool is an OSError, raised
-        if isinstance(error, OSError):
-            raise
+    except OSError:  # a write error of the spool (a full disk): the run's, not this document's
+        raise
+    except Exception as error:  # noqa: BLE001 - the one-line contract
         return None, [InputError(name, f"could not be read ({one_line(error)})")]
 
 

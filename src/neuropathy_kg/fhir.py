@@ -32,7 +32,8 @@ from rdflib.namespace import SKOS
 from . import NKG, BoundedCache, guideline
 from .model import InputError, Patient, canonical_decimal, canonical_integer, one_line
 from .ndjson import (REFERENCED_RESOURCE_TYPES, EntrySource, PatientDirectory, ResourceSource, contested, counted_copy, line_key,
-                     medication_key, ndjson_lines, parse_json, position, reference_target, spooled_line)
+                     medication_key, ndjson_lines, parse_json, parse_json_exact, position, reference_target,
+                     referenced_id, spooled_line)
 from .ndjson import resource_of_line as ndjson_resource
 
 __all__ = ["ndjson_lines", "ndjson_resource", "parse_json", "spooled_line", "to_patients", "to_graph", "vocabulary",
@@ -543,12 +544,10 @@ class _Converter:
             return None
         reference = prior.get("reference")
         if isinstance(reference, str) and reference:
-            parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
-            if len(parts) >= 4 and parts[-2] == "_history":
-                parts = parts[:-2]
-            if len(parts) >= 2 and parts[-2] == "MedicationRequest" and parts[-1]:
-                return _iri(f"{patient}/{self.identity({'resourceType': 'MedicationRequest', 'id': parts[-1]})}")
-            return None
+            order_id = referenced_id(reference, "MedicationRequest")
+            if order_id is None:
+                return None
+            return _iri(f"{patient}/{self.identity({'resourceType': 'MedicationRequest', 'id': order_id})}")
         identifier = prior.get("identifier")
         value = identifier.get("value") if isinstance(identifier, dict) else None
         if isinstance(value, str) and value.startswith(f"{patient}/MedicationRequest/") and re.fullmatch(r"[A-Za-z0-9._~%-]+", value.rsplit("/", 1)[-1]):
@@ -811,15 +810,10 @@ def document_resources(name: str, data: bytes) -> tuple[list[tuple[dict | None, 
     other inputs of a run, as one export: batch.py, load.read_patients). A transaction's Patient or
     Medication without an id is named by its entry's uuid. One entry of another FHIR release refuses the
     document whole (one export of one release); so does JSON that is not FHIR."""
-    exact = True
     try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        exact = False
-        try:
-            document = json.loads(data)
-        except (ValueError, RecursionError) as error:
-            raise InputError(name, f"not valid JSON ({one_line(error)})") from None
+        document, exact = parse_json_exact(data)
+    except (ValueError, RecursionError) as error:
+        raise InputError(name, f"not valid JSON ({one_line(error)})") from None
     if not isinstance(document, dict) or "resourceType" not in document:
         raise InputError(name, "JSON but not FHIR (no resourceType)")
     if document["resourceType"] != "Bundle":

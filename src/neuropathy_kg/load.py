@@ -341,12 +341,27 @@ def export_part(name: str, data: bytes, fmt: str) -> tuple[str, bytes, list[Inpu
     under the name its lines are spooled by. Raises InputError where the document is not read at all."""
     if fmt == "fhir-ndjson":
         return name, data, []
+    source, lines, problems = document_lines(name, data)
+    return source, b"\n".join(lines), problems
+
+
+def document_lines(name: str, data: bytes) -> tuple[str, Iterator[bytes], list[InputError]]:
+    """A Bundle or lone resource as export lines (fhir.export_lines), an entry that cannot be one line an
+    empty line (line N stays entry N) and its problem in the list, which fills as the lines are read.
+    Raises InputError where the document is not read at all."""
     from . import fhir
 
     source, found = fhir.export_lines(name, data)
-    lines = list(found)
-    problems = [line for line in lines if isinstance(line, InputError)]
-    return source, b"\n".join(b"" if isinstance(line, InputError) else line for line in lines), problems
+    problems: list[InputError] = []
+
+    def lines() -> Iterator[bytes]:
+        for line in found:
+            if isinstance(line, InputError):
+                problems.append(line)
+                line = b""
+            yield line
+
+    return source, lines(), problems
 
 
 def read_patients(paths: Iterable[str | Document]) -> tuple[list[Patient], list[InputError]]:

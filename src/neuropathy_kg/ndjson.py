@@ -58,10 +58,15 @@ def parse_json(data: bytes):
     """JSON text as Python values: orjson, several times faster, and where orjson refuses a text (NaN,
     integers over 64 bits, lone surrogates, other encodings, deep nesting) the standard library, so that
     what is accepted, and every error message, stays the standard library's."""
+    return parse_json_exact(data)[0]
+
+
+def parse_json_exact(data: bytes) -> tuple[object, bool]:
+    """parse_json, and whether orjson read the text (then orjson writes it back as it was read)."""
     try:
-        return orjson.loads(data)
+        return orjson.loads(data), True
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return json.loads(data), False
 
 
 def resource_of_line(where: str, line: bytes) -> dict:
@@ -97,18 +102,26 @@ class Target(NamedTuple):
     value: str
 
 
-def reference_target(reference: str) -> Target | None:
-    """The patient a reference's text names: ``Patient/ID``, ``Patient/ID/_history/N`` and absolute URLs
-    ending so (``https://x/fhir/Patient/ID``) name the id ID; ``urn:uuid:...`` and ``urn:oid:...`` are
-    full URLs to look up; anything else (a Group, a contained ``#ref``) names no patient."""
+def referenced_id(reference: object, kind: str) -> str | None:
+    """The id of the ``kind`` resource a reference's text names: ``KIND/ID``, ``KIND/ID/_history/N`` and
+    absolute URLs ending so (``https://x/fhir/KIND/ID``), a query or fragment after it ignored; None for
+    anything else (another type, a contained ``#ref``, a full URL to look up)."""
     if not isinstance(reference, str) or not reference:
         return None
     parts = reference.split("?", 1)[0].split("#", 1)[0].rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
-        return Target("id", parts[-1])
-    if reference.startswith(("urn:uuid:", "urn:oid:")):
+    return parts[-1] if len(parts) >= 2 and parts[-2] == kind and parts[-1] else None
+
+
+def reference_target(reference: str) -> Target | None:
+    """The patient a reference's text names: the id of ``Patient/ID`` (referenced_id); ``urn:uuid:...``
+    and ``urn:oid:...`` are full URLs to look up; anything else (a Group, a contained ``#ref``) names no
+    patient."""
+    patient_id = referenced_id(reference, "Patient")
+    if patient_id is not None:
+        return Target("id", patient_id)
+    if isinstance(reference, str) and reference.startswith(("urn:uuid:", "urn:oid:")):
         return Target("url", reference)
     return None
 
@@ -156,13 +169,8 @@ def bucket_of(patient_id: str, count: int) -> int:
 def medication_key(resource: dict) -> str | None:
     """The "Medication/ID" a resource's medicationReference names (absolute or versioned), or None."""
     value = resource.get("medicationReference")
-    reference = value.get("reference") if isinstance(value, dict) else None
-    if not isinstance(reference, str) or reference.startswith("#"):
-        return None
-    parts = reference.rstrip("/").split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    return f"Medication/{parts[-1]}" if len(parts) >= 2 and parts[-2] == "Medication" else None
+    medication_id = referenced_id(value.get("reference") if isinstance(value, dict) else None, "Medication")
+    return None if medication_id is None else f"Medication/{medication_id}"
 
 
 @dataclass
