@@ -111,7 +111,7 @@ def test_every_scenario_is_a_closed_valid_bundle_with_one_action_per_derived_act
                 assert request["resourceType"] == kind
                 assert request["intent"] == "option"
                 assert (request.get("subject") or request.get("for")) == group["subject"]
-                (mine,) = [a for a in derived if f"urn:uuid:{apply.request_id(a, {'patient': pid}, recommendation['asOf'])}" == sub["resource"]["reference"]]
+                (mine,) = [a for a in derived if f"urn:uuid:{apply.request_id(a, {'patient': pid, 'actions': derived}, recommendation['asOf'])}" == sub["resource"]["reference"]]
                 assert mine["id"] == action["id"]
                 assert request["extension"][0] == {"url": RATIONALE, "valueMarkdown": mine["rationale"]}
                 assert sub.get("textEquivalent") == mine["rationale"]

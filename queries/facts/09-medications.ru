@@ -10,7 +10,8 @@
 #   start: since when this total has been taken; absent where a use has no start), nkg:dailyDoseText,
 #   nkg:ordersText (the orders named, where there are several), nkg:findingRecord, nkg:adequateTrial
 #   (the summed dose an adequate trial since the latest start, or one of its uses an adequate trial alone)
-#   and nkg:doseContraindicated (duloxetine with active hepatic disease or CrCl below its minimum).
+#   and nkg:doseContraindicated (duloxetine with active hepatic disease or CrCl below its minimum), and
+#   nkg:aboveRenalBandMaximum (a dose above its renal band's maximum daily dose).
 #   Every dose rule reads the CurrentDrugDose, never one use alone.
 #   For patients: nkg:onFirstLineAgent, nkg:hadAdequateTrial, nkg:onCombination (two current uses from
 #   different nkg:NeuropathicPainAgent classes), nkg:optimizedPharmacotherapy (an adequate trial, or two
@@ -182,6 +183,16 @@ WHERE {
   OPTIONAL { ?h nkg:subject ?patient ; nkg:code nkg:hepatic-disease ; nkg:activeCondition true }
   OPTIONAL { ?patient nkg:creatinineClearance ?crcl }
   FILTER(BOUND(?h) || (BOUND(?crcl) && ?crcl < ?minimumClearance))
+} ;
+
+# A current dose above the maximum daily dose of the patient's renal band (ontology/drugs.ttl): to be
+# lowered first (reduce-to-renal-dose), so no combination is built on it (combination-therapy).
+INSERT { ?dose nkg:aboveRenalBandMaximum true }
+WHERE {
+  ?patient nkg:currentDrugDose ?dose ; nkg:renalBand ?band .
+  ?dose nkg:drug ?drug ; nkg:dailyDoseMg ?mg .
+  ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:maxDailyDose ?max .
+  FILTER(?mg > ?max)
 } ;
 
 INSERT { ?patient nkg:onFirstLineAgent true }

@@ -252,17 +252,17 @@ def _missing_for(result: dict) -> dict[str, list[str]]:
     return found
 
 
-def _several_drugs(action: dict) -> bool:
-    """Whether the action is one of several drugs' (reduce-to-renal-dose: pregabalin or gabapentin), whose
-    PlanDefinition entry names no drug: the pipeline derives it once per drug (pipeline.action_key)."""
-    return "dose" in action and not plan().activity_for(action["id"], None)[1]
+def _derived_per_drug(action: dict, result: dict) -> bool:
+    """Whether the patient has the action for several drugs (reduce-to-renal-dose for pregabalin and for
+    gabapentin: the pipeline derives an action once per drug, pipeline.action_key)."""
+    return sum(other["id"] == action["id"] for other in result["actions"]) > 1
 
 
 def request_id(action: dict, result: dict, as_of: str) -> str:
-    """The id of the request a derived action proposes: stable for the patient, date and action, and for
-    an action of several drugs, its drug."""
+    """The id of the request a derived action proposes: stable for the patient, date and action, and,
+    where the patient has the action for several drugs, its drug."""
     kind = REQUEST_KIND.get(plan().activity_type(action["id"]) or "", "Task")
-    drug = [action["dose"]["drug"]] if _several_drugs(action) else []
+    drug = [action["dose"]["drug"]] if _derived_per_drug(action, result) else []
     return _uuid(as_of, result["patient"], kind, action["id"], *drug)
 
 
