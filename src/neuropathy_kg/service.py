@@ -170,19 +170,23 @@ def _may_be_read(head) -> bool:
 
 
 def _selection(heads: list) -> list[bool]:
-    """fhir.read_selection of msgspec heads, remembered per resource type and code."""
-    read, chosen = _READ, []
-    get, keep = read.get, chosen.append
+    """fhir.read_selection of msgspec heads, remembered per resource type and code (one loop: this runs
+    for each of a Synthea record's thousands of resources)."""
+    read, chosen, keys = _READ, [], []
+    get, keep, key_of = read.get, chosen.append, keys.append
     for head in heads:
-        if _PLAIN and not isinstance(head.clinicalStatus, str) and not isinstance(head.verificationStatus, str):
-            key = (head.resourceType, bytes(head.code))
+        kind = head.resourceType
+        key_of((kind, head.id))
+        # msgspec decodes a JSON string as a str exactly: a status that is one is STU3 (decided each time)
+        if _PLAIN and head.clinicalStatus.__class__ is not str and head.verificationStatus.__class__ is not str:
+            key = (kind, bytes(head.code))
             known = get(key)
             if known is None:
                 known = read.remember(key, _may_be_read(head))
         else:
             known = _may_be_read(head)
         keep(known)
-    return fhir.with_copies([(head.resourceType, head.id) for head in heads], chosen)
+    return fhir.with_copies(keys, chosen)
 
 
 def _readable_value(raw) -> dict:
