@@ -408,6 +408,13 @@ def assess(patient, as_of: dt.date) -> dict:
     return assess_chunk([patient], as_of, "oxigraph")[0]
 
 
+def findings(patient, as_of: dt.date) -> list[dict]:
+    """The patient's validate findings alone (order-select's cards are pitfalls: no recommend queries)."""
+    from .pipeline import validate_chunk
+
+    return validate_chunk([patient], as_of, "oxigraph", "compiled")[0]["findings"]
+
+
 # ---------------------------------------------------------------- cards
 
 def _card_uuid(*parts: object) -> str:
@@ -563,9 +570,9 @@ def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[d
     def key(finding: dict) -> tuple:
         return (finding["id"], finding["severity"], finding["message"], finding.get("value", ""))
 
-    known = {key(f) for f in assess(before, as_of)["validate"]["findings"]} if before is not None else set()
+    known = {key(f) for f in findings(before, as_of)} if before is not None else set()
     catalogue = guideline.catalogue()
-    new = [f for f in assess(after, as_of)["validate"]["findings"]
+    new = [f for f in findings(after, as_of)
            if key(f) not in known and getattr(catalogue.get(f["id"]), "kind", "") == "Pitfall"]
     return finding_cards(new, "order-select", patient_id, as_of)
 
