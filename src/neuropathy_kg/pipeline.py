@@ -99,12 +99,17 @@ def recommend_document(as_of: dt.date, results: list[dict]) -> dict:
 
 def _recommend_chunk(store: Store, chunk: list[Patient]) -> list[dict]:
     facts = _rows_by_patient(store.select_terms(guideline.report_query("patient-facts")))
-    missing = _rows_by_patient(store.select_terms(guideline.report_query("missing-data")))
     active = _rows_by_patient(store.select_terms(guideline.report_query("active-medication")))
+    missing: dict[str, list[dict[str, Term]]] = {}
     actions: dict[str, list[dict]] = defaultdict(list)
-    for _name, query in guideline.action_queries():
-        for row in store.select_terms(query):
-            actions[row["patient"].text].append(row)
+    # Actions and missing data are reported for eligible patients only (_patient_result): a chunk with
+    # none (a CDS Hooks request for a patient out of the guideline's scope, most of them) skips their
+    # queries, whose rows would all be dropped.
+    if any(_flag(facts.get(str(p.iri), [{}])[0], "eligible") for p in chunk):
+        missing = _rows_by_patient(store.select_terms(guideline.report_query("missing-data")))
+        for _name, query in guideline.action_queries():
+            for row in store.select_terms(query):
+                actions[row["patient"].text].append(row)
     return [
         _patient_result(p, facts.get(str(p.iri), [{}])[0], actions.get(str(p.iri), []), missing.get(str(p.iri), []),
                         active.get(str(p.iri), []))

@@ -34,6 +34,7 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
@@ -129,6 +130,15 @@ _CODES = tuple(name for name in fhir.HEAD_FIELDS if name in fhir.CODE_ELEMENTS)
 _OTHERS = tuple(name for name in fhir.HEAD_FIELDS if name not in fhir.CODE_ELEMENTS and name != "resourceType")
 
 
+class _HeadEntry(msgspec.Struct):
+    resource: _Head  # required: an entry without a resource is malformed (the whole parse says so)
+
+
+class _Heads(msgspec.Struct):
+    """A Bundle's entries, their resources' heads only: one decoder call for the whole Bundle."""
+    entry: list[_HeadEntry] = []
+
+
 class _Body(msgspec.Struct):
     """A hook request's fields (CDS Hooks 2.0), the prefetch values left as JSON text; other fields,
     which the service does not read, are skipped."""
@@ -143,10 +153,12 @@ class _Body(msgspec.Struct):
 
 _BODY = msgspec.json.Decoder(_Body)
 _VALUE = msgspec.json.Decoder(_Value)
-_HEAD = msgspec.json.Decoder(_Head)
+_HEADS = msgspec.json.Decoder(_Heads)
 #: (resourceType, its code elements' JSON text) -> fhir.may_be_read, for heads whose other fields are no
 #: strings (a plain-code status is STU3: decided each time): exports repeat the same codes thousands of times.
 _READ = BoundedCache(50_000)
+#: Whether the head's fields are those _selection's cache key stands for (a code element and two statuses).
+_PLAIN = len(_CODES) == 1 and _OTHERS == ("id", "clinicalStatus", "verificationStatus")
 
 
 def _may_be_read(head) -> bool:
@@ -158,19 +170,23 @@ def _may_be_read(head) -> bool:
 
 
 def _selection(heads: list) -> list[bool]:
-    """fhir.read_selection of msgspec heads, remembered per resource type and code."""
-    read, chosen = _READ, []
-    plain = len(_CODES) == 1 and _OTHERS == ("id", "clinicalStatus", "verificationStatus")
+    """fhir.read_selection of msgspec heads, remembered per resource type and code (one loop: this runs
+    for each of a Synthea record's thousands of resources)."""
+    read, chosen, keys = _READ, [], []
+    get, keep, key_of = read.get, chosen.append, keys.append
     for head in heads:
-        if plain and not isinstance(head.clinicalStatus, str) and not isinstance(head.verificationStatus, str):
-            key = (head.resourceType, bytes(head.code))
-            known = read.get(key)
+        kind = head.resourceType
+        key_of((kind, head.id))
+        # msgspec decodes a JSON string as a str exactly: a status that is one is STU3 (decided each time)
+        if _PLAIN and head.clinicalStatus.__class__ is not str and head.verificationStatus.__class__ is not str:
+            key = (kind, bytes(head.code))
+            known = get(key)
             if known is None:
                 known = read.remember(key, _may_be_read(head))
         else:
             known = _may_be_read(head)
-        chosen.append(known)
-    return fhir.with_copies([(head.resourceType, head.id) for head in heads], chosen)
+        keep(known)
+    return fhir.with_copies(keys, chosen)
 
 
 def _readable_value(raw) -> dict:
@@ -179,10 +195,15 @@ def _readable_value(raw) -> dict:
     value = _VALUE.decode(raw)
     if value.resourceType != "Bundle":
         return orjson.loads(memoryview(raw))
-    decode = _HEAD.decode
-    chosen = _selection([decode(entry.resource) for entry in value.entry])
+    chosen = _selection([entry.resource for entry in _HEADS.decode(raw).entry])
+    loads = orjson.loads
     return {"resourceType": "Bundle", "type": "searchset",
-            "entry": [{"resource": orjson.loads(memoryview(entry.resource))} for entry, keep in zip(value.entry, chosen) if keep]}
+            "entry": [{"resource": loads(memoryview(entry.resource))} for entry, keep in zip(value.entry, chosen) if keep]}
+
+
+def _is_null(raw) -> bool:
+    """Whether a Raw JSON value is null (a few bytes at most: not the copy of a megabyte Bundle)."""
+    return len(raw) <= 64 and bytes(raw).strip() == b"null"
 
 
 def parse_hook_body(body: bytes) -> dict:
@@ -195,7 +216,7 @@ def parse_hook_body(body: bytes) -> dict:
         top = _BODY.decode(body)
         parsed = {name: getattr(top, name) for name in top.__struct_fields__ if getattr(top, name) is not msgspec.UNSET}
         if isinstance(top.prefetch, dict):
-            parsed["prefetch"] = {key: None if bytes(value).strip() == b"null" else _readable_value(value)
+            parsed["prefetch"] = {key: None if _is_null(value) else _readable_value(value)
                                   for key, value in top.prefetch.items()}
         return parsed
     except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError, TypeError):
@@ -387,6 +408,13 @@ def assess(patient, as_of: dt.date) -> dict:
     return assess_chunk([patient], as_of, "oxigraph")[0]
 
 
+def findings(patient, as_of: dt.date) -> list[dict]:
+    """The patient's validate findings alone (order-select's cards are pitfalls: no recommend queries)."""
+    from .pipeline import validate_chunk
+
+    return validate_chunk([patient], as_of, "oxigraph", "compiled")[0]["findings"]
+
+
 # ---------------------------------------------------------------- cards
 
 def _card_uuid(*parts: object) -> str:
@@ -543,9 +571,9 @@ def order_select_cards(before, after, patient_id: str, as_of: dt.date) -> list[d
     def key(finding: dict) -> tuple:
         return (finding["id"], finding["severity"], finding["message"], finding.get("value", ""))
 
-    known = {key(f) for f in assess(before, as_of)["validate"]["findings"]} if before is not None else set()
+    known = {key(f) for f in findings(before, as_of)} if before is not None else set()
     catalogue = guideline.catalogue()
-    new = [f for f in assess(after, as_of)["validate"]["findings"]
+    new = [f for f in findings(after, as_of)
            if key(f) not in known and getattr(catalogue.get(f["id"]), "kind", "") == "Pitfall"]
     return finding_cards(new, "order-select", patient_id, as_of)
 
@@ -595,6 +623,51 @@ def outcome(message: str, code: str = "invalid") -> dict:
     return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": message}]}
 
 
+# ---------------------------------------------------------------- a hook request, start to end
+
+class PendingHook(NamedTuple):
+    """A checked hook request: its body, context, assessment date, the resources of each prefetch key,
+    and the keys missing from the prefetch (read from fhirServer before the cards are made)."""
+    body: dict
+    context: dict
+    as_of: dt.date
+    data: dict[str, list[dict]]
+    missing: list[str]
+
+
+def checked_hook(service_id: str, raw: bytes, default: dt.date | None) -> PendingHook:
+    """The hook request of this body, checked (BadRequest: 400, or 412 when prefetch keys are missing
+    and no fhirServer was given)."""
+    body = parse_hook_body(raw)
+    context = check_hook_request(service_id, body)
+    date = as_of_of(body, default)
+    prefetch = body.get("prefetch") or {}
+    data = {key: resources_of(value) for key, value in prefetch.items() if key in PREFETCH}
+    missing = [key for key in PREFETCH if key not in prefetch]
+    if missing and not body.get("fhirServer"):
+        raise BadRequest(412, f"prefetch is missing {', '.join(missing)} and no fhirServer was given")
+    return PendingHook(body, context, date, data, missing)
+
+
+def hook_answer(service_id: str, hook: PendingHook) -> bytes:
+    """The JSON answer (cards) of a checked hook request whose data is all there."""
+    resources = [r for values in hook.data.values() for r in values]
+    patient_id = hook.context["patientId"]
+    source = f"{service_id} request {hook.body['hookInstance']}"
+    if service_id == "patient-view":
+        cards = patient_view(resources, patient_id, hook.as_of, source)
+    else:
+        cards = order_select(resources, hook.context["draftOrders"], patient_id, hook.as_of, source)
+    return orjson.dumps({"cards": cards})
+
+
+def answer_hook(service_id: str, raw: bytes, default: dt.date | None) -> bytes | PendingHook:
+    """A hook request from its body to its answer, in one worker thread call: the JSON of the cards, or
+    the checked request (PendingHook) if prefetch keys must first be read from fhirServer."""
+    hook = checked_hook(service_id, raw, default)
+    return hook if hook.missing else hook_answer(service_id, hook)
+
+
 # ---------------------------------------------------------------- the application
 
 def create_app(as_of: dt.date | None = None):
@@ -631,9 +704,9 @@ def create_app(as_of: dt.date | None = None):
         return Response(orjson.dumps(content), status_code=status,
                         media_type="application/fhir+json" if fhir else "application/json")
 
-    async def body_of(request: Request, parse=parse_json) -> dict:
+    async def body_of(request: Request) -> dict:
         raw = await read_body(request, max_request_bytes())
-        return await work(parse, raw)  # megabytes of prefetch: not on the event loop
+        return await work(parse_json, raw)  # megabytes of data: not on the event loop
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -651,24 +724,12 @@ def create_app(as_of: dt.date | None = None):
     async def hook(service_id: str, request: Request):
         if service_id not in SERVICES:
             raise BadRequest(404, f"no CDS service {service_id!r} (known: {', '.join(SERVICES)})")
-        body = await body_of(request, parse_hook_body)
-        context = check_hook_request(service_id, body)
-        date = as_of_of(body, as_of)
-        patient_id = context["patientId"]
-        prefetch = body.get("prefetch") or {}
-        data = {key: resources_of(value) for key, value in prefetch.items() if key in PREFETCH}
-        missing = [key for key in PREFETCH if key not in prefetch]
-        if missing:
-            if not body.get("fhirServer"):
-                raise BadRequest(412, f"prefetch is missing {', '.join(missing)} and no fhirServer was given")
-            data.update(await fetch_missing(body, context, missing, request.app.state.client))
-        resources = [r for values in data.values() for r in values]
-        source = f"{service_id} request {body['hookInstance']}"
-        if service_id == "patient-view":
-            cards = await work(patient_view, resources, patient_id, date, source)
-        else:
-            cards = await work(order_select, resources, context["draftOrders"], patient_id, date, source)
-        return json_response({"cards": cards})
+        raw = await read_body(request, max_request_bytes())
+        answer = await work(answer_hook, service_id, raw, as_of)  # one worker call: parse, checks, cards
+        if isinstance(answer, PendingHook):  # a prefetch key is missing: read it from fhirServer
+            answer.data.update(await fetch_missing(answer.body, answer.context, answer.missing, request.app.state.client))
+            answer = await work(hook_answer, service_id, answer)
+        return Response(answer, media_type="application/json")
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request):
