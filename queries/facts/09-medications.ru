@@ -52,11 +52,21 @@ WHERE {
   OPTIONAL { ?use nkg:endDay ?end }
   BIND(IF(COALESCE(?end, ?today) < ?today, ?end, ?today) AS ?until)
   FILTER(?until - ?start >= ?minimumDays)
-  ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
-  FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+  # (The dose specifications as subqueries: joined on a bound ?drug, the pattern "?spec nkg:drug ?drug"
+  # was matched against every use and dose of that drug in the chunk, for each dose: quadratic.)
+  {
+    SELECT ?drug ?drugDose
+    WHERE {
+      ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
+      FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+    }
+  }
   OPTIONAL {
     ?patient nkg:renalBand ?band .
-    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
+    {
+      SELECT ?drug ?band ?bandDose
+      WHERE { ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose . }
+    }
   }
   FILTER(?mg >= COALESCE(?bandDose, ?drugDose))
 } ;
@@ -96,7 +106,9 @@ WHERE {
 INSERT { ?dose nkg:findingRecord ?record ; nkg:startDate ?startDate }
 WHERE {
   ?dose nkg:orderCount ?orders ; nkg:includesUse ?use .
-  OPTIONAL { ?dose nkg:startDay ?since . ?use nkg:startDay ?since ; nkg:startDate ?startDate }
+  # (?dose nkg:includesUse ?use again inside: alone, the OPTIONAL joined doses and uses on the start day
+  # across the chunk's patients before it met the left side.)
+  OPTIONAL { ?dose nkg:includesUse ?use ; nkg:startDay ?since . ?use nkg:startDay ?since ; nkg:startDate ?startDate }
   BIND(IF(?orders = 1, ?use, ?dose) AS ?record)
 } ;
 
@@ -161,11 +173,21 @@ WHERE {
   nkg:assessment nkg:assessmentDay ?today .
   nkg:criterion-adequate-trial nkg:windowDays ?minimumDays .
   FILTER(?today - ?since >= ?minimumDays)
-  ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
-  FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+  # (The dose specifications as subqueries: joined on a bound ?drug, the pattern "?spec nkg:drug ?drug"
+  # was matched against every use and dose of that drug in the chunk, for each dose: quadratic.)
+  {
+    SELECT ?drug ?drugDose
+    WHERE {
+      ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
+      FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+    }
+  }
   OPTIONAL {
     ?patient nkg:renalBand ?band .
-    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
+    {
+      SELECT ?drug ?band ?bandDose
+      WHERE { ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose . }
+    }
   }
   FILTER(?mg >= COALESCE(?bandDose, ?drugDose))
 } ;
