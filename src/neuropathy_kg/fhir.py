@@ -925,13 +925,18 @@ def _counted_once(resources: list[tuple[dict, str]], directory: PatientDirectory
     reach the store, where queries/facts/00-conflicting-patient-records.ru reports them."""
     # Only a type and id met more than once can be a copy: its patient is resolved there, not for every
     # resource (groups are formed in the order of their first resource, as for all of them).
-    identities: dict[tuple[str, str], list[int]] = defaultdict(list)
+    first: dict[tuple[str, str], int] = {}
+    later: list[tuple[tuple[str, str], int]] = []
     for index, (resource, _where) in enumerate(resources):
         kind, ident = resource.get("resourceType"), resource.get("id")
         if kind == "Patient" or ident is None or ident == "":
             continue
-        identities[(str(kind), str(ident))].append(index)
-    repeated = sorted(index for indices in identities.values() if len(indices) > 1 for index in indices)
+        key = (str(kind), str(ident))
+        if first.setdefault(key, index) != index:
+            later.append((key, index))
+    if not later:
+        return resources
+    repeated = sorted({first[key] for key, _index in later} | {index for _key, index in later})
     groups: dict[tuple, list[int]] = defaultdict(list)
     for index in repeated:
         resource = resources[index][0]
