@@ -53,11 +53,21 @@ WHERE {
   OPTIONAL { ?use nkg:endDay ?end }
   BIND(IF(COALESCE(?end, ?today) < ?today, ?end, ?today) AS ?until)
   FILTER(?until - ?start >= ?minimumDays)
-  ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
-  FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+  # (The dose specifications as subqueries: joined on a bound ?drug, the pattern "?spec nkg:drug ?drug"
+  # was matched against every use and dose of that drug in the chunk, for each dose: quadratic.)
+  {
+    SELECT ?drug ?drugDose
+    WHERE {
+      ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
+      FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+    }
+  }
   OPTIONAL {
     ?patient nkg:renalBand ?band .
-    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
+    {
+      SELECT ?drug ?band ?bandDose
+      WHERE { ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose . }
+    }
   }
   FILTER(?mg >= COALESCE(?bandDose, ?drugDose))
 } ;
@@ -97,7 +107,9 @@ WHERE {
 INSERT { ?dose nkg:findingRecord ?record ; nkg:startDate ?startDate }
 WHERE {
   ?dose nkg:orderCount ?orders ; nkg:includesUse ?use .
-  OPTIONAL { ?dose nkg:startDay ?since . ?use nkg:startDay ?since ; nkg:startDate ?startDate }
+  # (?dose nkg:includesUse ?use again inside: alone, the OPTIONAL joined doses and uses on the start day
+  # across the chunk's patients before it met the left side.)
+  OPTIONAL { ?dose nkg:includesUse ?use ; nkg:startDay ?since . ?use nkg:startDay ?since ; nkg:startDate ?startDate }
   BIND(IF(?orders = 1, ?use, ?dose) AS ?record)
 } ;
 
@@ -162,11 +174,21 @@ WHERE {
   nkg:assessment nkg:assessmentDay ?today .
   nkg:criterion-adequate-trial nkg:windowDays ?minimumDays .
   FILTER(?today - ?since >= ?minimumDays)
-  ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
-  FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+  # (The dose specifications as subqueries: joined on a bound ?drug, the pattern "?spec nkg:drug ?drug"
+  # was matched against every use and dose of that drug in the chunk, for each dose: quadratic.)
+  {
+    SELECT ?drug ?drugDose
+    WHERE {
+      ?drugSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:adequateTrialDailyDose ?drugDose .
+      FILTER NOT EXISTS { ?drugSpec nkg:forRenalBand ?anyBand }
+    }
+  }
   OPTIONAL {
     ?patient nkg:renalBand ?band .
-    ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose .
+    {
+      SELECT ?drug ?band ?bandDose
+      WHERE { ?bandSpec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:adequateTrialDailyDose ?bandDose . }
+    }
   }
   FILTER(?mg >= COALESCE(?bandDose, ?drugDose))
 } ;
@@ -210,20 +232,35 @@ WHERE {
   FILTER(?class1 != ?class2)
 } ;
 
+# (Each use's class and interval first, then the pairs of one patient's uses joined on ?patient: the
+# pairs matched straight from the triples cost 3x more on Oxigraph, each use's patient giving all its
+# records to filter.)
 INSERT { ?patient nkg:optimizedPharmacotherapy true }
 WHERE {
-  nkg:assessment nkg:assessmentDay ?today .
   nkg:criterion-adequate-trial nkg:windowDays ?minimumDays .
-  ?first a nkg:MedicationUse ; nkg:subject ?patient ; nkg:drug ?drug1 ; nkg:status ?status1 ; nkg:startDay ?start1 .
-  ?second a nkg:MedicationUse ; nkg:subject ?patient ; nkg:drug ?drug2 ; nkg:status ?status2 ; nkg:startDay ?start2 .
-  FILTER(STR(?status1) IN ("active", "completed", "stopped", "on-hold") && STR(?status2) IN ("active", "completed", "stopped", "on-hold"))
-  ?drug1 a ?class1 . ?class1 rdfs:subClassOf nkg:NeuropathicPainAgent .
-  ?drug2 a ?class2 . ?class2 rdfs:subClassOf nkg:NeuropathicPainAgent .
+  {
+    SELECT ?patient ?class1 ?start1 ?until1
+    WHERE {
+      nkg:assessment nkg:assessmentDay ?today .
+      ?first a nkg:MedicationUse ; nkg:subject ?patient ; nkg:drug ?drug1 ; nkg:status ?status1 ; nkg:startDay ?start1 .
+      FILTER(STR(?status1) IN ("active", "completed", "stopped", "on-hold"))
+      ?drug1 a ?class1 . ?class1 rdfs:subClassOf nkg:NeuropathicPainAgent .
+      OPTIONAL { ?first nkg:endDay ?end1 }
+      BIND(IF(COALESCE(?end1, ?today) < ?today, ?end1, ?today) AS ?until1)
+    }
+  }
+  {
+    SELECT ?patient ?class2 ?start2 ?until2
+    WHERE {
+      nkg:assessment nkg:assessmentDay ?today .
+      ?second a nkg:MedicationUse ; nkg:subject ?patient ; nkg:drug ?drug2 ; nkg:status ?status2 ; nkg:startDay ?start2 .
+      FILTER(STR(?status2) IN ("active", "completed", "stopped", "on-hold"))
+      ?drug2 a ?class2 . ?class2 rdfs:subClassOf nkg:NeuropathicPainAgent .
+      OPTIONAL { ?second nkg:endDay ?end2 }
+      BIND(IF(COALESCE(?end2, ?today) < ?today, ?end2, ?today) AS ?until2)
+    }
+  }
   FILTER(?class1 != ?class2)
-  OPTIONAL { ?first nkg:endDay ?end1 }
-  OPTIONAL { ?second nkg:endDay ?end2 }
-  BIND(IF(COALESCE(?end1, ?today) < ?today, ?end1, ?today) AS ?until1)
-  BIND(IF(COALESCE(?end2, ?today) < ?today, ?end2, ?today) AS ?until2)
   BIND(IF(?start1 > ?start2, ?start1, ?start2) AS ?overlapStart)
   BIND(IF(?until1 < ?until2, ?until1, ?until2) AS ?overlapEnd)
   FILTER(?overlapEnd - ?overlapStart >= ?minimumDays)

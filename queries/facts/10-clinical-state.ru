@@ -50,8 +50,11 @@ WHERE {
   nkg:criterion-ivig-response nkg:windowStartDays ?from .
   FILTER(?scoreDay >= ?lastEnd + ?from)
   # The latest given course was followed by no response (second edition): a patient who responds to each
-  # course and relapses again is a repeat-IVIG candidate, not refractory [2].
-  FILTER NOT EXISTS {
+  # course and relapses again is a repeat-IVIG candidate, not refractory [2]. (MINUS, not FILTER NOT
+  # EXISTS: the same here, since ?patient and ?lastEnd, the variables both sides share, are always bound
+  # on the left; Oxigraph evaluates the NOT EXISTS once per solution over every given course, quadratic
+  # in the chunk's patients, and MINUS as one hash join.)
+  MINUS {
     ?latestCourse nkg:status "given" ; a nkg:IvigCourse ; nkg:subject ?patient ; nkg:endDay ?lastEnd ; nkg:responded true .
   }
 } ;

@@ -917,11 +917,24 @@ def _counted_once(resources: list[tuple[dict, str]], directory: PatientDirectory
     says so, so that no rule uses a contested value: a weight, a dose, a relapse). A Medication (no
     patient) counts once in the input by the same rule. Patient resources are exempt: differing ones all
     reach the store, where queries/facts/00-conflicting-patient-records.ru reports them."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
+    # Only a type and id met more than once can be a copy: its patient is resolved there, not for every
+    # resource (groups are formed in the order of their first resource, as for all of them).
+    first: dict[tuple[str, str], int] = {}
+    later: list[tuple[tuple[str, str], int]] = []
     for index, (resource, _where) in enumerate(resources):
         kind, ident = resource.get("resourceType"), resource.get("id")
         if kind == "Patient" or ident is None or ident == "":
             continue
+        key = (str(kind), str(ident))
+        if first.setdefault(key, index) != index:
+            later.append((key, index))
+    if not later:
+        return resources
+    repeated = sorted({first[key] for key, _index in later} | {index for _key, index in later})
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for index in repeated:
+        resource = resources[index][0]
+        kind, ident = resource.get("resourceType"), resource.get("id")
         if kind in REFERENCED_RESOURCE_TYPES:
             groups[(str(kind), str(ident), None)].append(index)
             continue
@@ -936,6 +949,8 @@ def _counted_once(resources: list[tuple[dict, str]], directory: PatientDirectory
         dropped.update(index for k, index in enumerate(indices) if k != keep)
         if keep is None:
             problems.append(InputError(resources[indices[-1]][1], contested(f"{kind}/{ident}", len(indices), pid)))
+    if not dropped:
+        return resources
     return [item for index, item in enumerate(resources) if index not in dropped]
 
 

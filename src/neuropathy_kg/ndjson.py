@@ -371,6 +371,8 @@ PARALLEL_SPOOL_BYTES = 16 * MEGABYTE
 def bucket_count(total_bytes: int) -> int:
     """How many buckets an NDJSON export of ``total_bytes`` is spooled into."""
     wanted = max(total_bytes // BUCKET_BYTES + 1, min(MIN_BUCKETS, total_bytes // MIN_BUCKET_BYTES + 1))
+    if wanted > MIN_BUCKETS:  # a multiple of 4, so that 2 or 4 workers end together (9 buckets on 2: the last alone)
+        wanted = -(-wanted // 4) * 4
     return max(1, min(MAX_BUCKETS, wanted))
 
 
