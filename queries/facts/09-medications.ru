@@ -213,7 +213,8 @@ INSERT { ?dose nkg:aboveRenalBandMaximum true }
 WHERE {
   ?patient nkg:currentDrugDose ?dose ; nkg:renalBand ?band .
   ?dose nkg:drug ?drug ; nkg:dailyDoseMg ?mg .
-  ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:maxDailyDose ?max .
+  # (The band's dose specifications as a subquery, as above: not matched against every dose of the drug.)
+  { SELECT ?drug ?band ?max WHERE { ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:maxDailyDose ?max . } }
   FILTER(?mg > ?max)
 } ;
 
