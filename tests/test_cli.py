@@ -72,6 +72,13 @@ def test_text_format_is_readable():
     assert "ivig 28.8 g/day x 5 days total 144 g" in result.stdout
 
 
+def test_text_format_bounds_a_dose_by_its_maximum():
+    """A maximum alone reads as a bound, never as the end of a titration ("target 75 to 150")."""
+    result = invoke("recommend", *AS_OF, "--format", "text", str(EXAMPLES / "03-renal-impairment.ttl"))
+    assert "pregabalin target 75 mg/day (at most 150 mg/day)" in result.stdout
+    assert "mg/day to " not in result.stdout
+
+
 def test_reruns_are_byte_identical_and_inputs_untouched(tmp_path):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES.iterdir()}
     command = [sys.executable, "-m", "neuropathy_kg.cli", "recommend", *AS_OF, "--format", "json", str(EXAMPLES)]
