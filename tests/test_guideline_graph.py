@@ -195,6 +195,23 @@ def test_a_broken_guideline_graph_fails_with_a_clear_message(onto, remove, messa
     assert any(message in f["message"] for f in document["findings"]), [f["message"] for f in document["findings"]]
 
 
+@pytest.mark.parametrize("copied", ["dose-gabapentin-renal-30-59", "dose-duloxetine"])
+def test_two_dose_specifications_for_one_drug_and_band_fail(onto, copied):
+    """A dose rule joins a patient's dose to the one specification of its drug and band: a second one
+    (here a copy of a banded and of a whole-drug specification) would make the maximum a patient is told
+    depend on row order."""
+    from neuropathy_kg.pipeline import validate_guideline
+
+    broken = rdflib.Graph()
+    broken += onto
+    twin = NKG[f"{copied}-twin"]
+    for _s, p, o in onto.triples((NKG[copied], None, None)):
+        broken.add((twin, p, o))
+    document = validate_guideline(broken)
+    assert document["conforms"] is False
+    assert any("same drug and renal band" in f["message"] for f in document["findings"]), [f["message"] for f in document["findings"]]
+
+
 def test_validate_guideline_command():
     from click.testing import CliRunner
     from neuropathy_kg.cli import main

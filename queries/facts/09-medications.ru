@@ -11,7 +11,7 @@
 #   nkg:ordersText (the orders named, where there are several), nkg:findingRecord, nkg:adequateTrial
 #   (the summed dose an adequate trial since the latest start, or one of its uses an adequate trial alone)
 #   and nkg:doseContraindicated (duloxetine with active hepatic disease or CrCl below its minimum), and
-#   nkg:aboveRenalBandMaximum (a dose above its renal band's maximum daily dose).
+#   nkg:aboveMaximumDailyDose (a dose above the drug's or its renal band's maximum daily dose).
 #   Every dose rule reads the CurrentDrugDose, never one use alone.
 #   For patients: nkg:onFirstLineAgent, nkg:hadAdequateTrial, nkg:onCombination (two current uses from
 #   different nkg:NeuropathicPainAgent classes), nkg:optimizedPharmacotherapy (an adequate trial, or two
@@ -207,14 +207,20 @@ WHERE {
   FILTER(BOUND(?h) || (BOUND(?crcl) && ?crcl < ?minimumClearance))
 } ;
 
-# A current dose above the maximum daily dose of the patient's renal band (ontology/drugs.ttl): to be
-# lowered first (reduce-to-renal-dose), so no combination is built on it (combination-therapy).
-INSERT { ?dose nkg:aboveRenalBandMaximum true }
+# A current dose above a maximum daily dose (ontology/drugs.ttl): the drug's own, or that of the patient's
+# renal band; the maxima dose-above-maximum reports. Such a dose is to be lowered first, so no combination
+# is built on it (combination-therapy). (The dose specifications as subqueries, as above: not matched
+# against every dose of the drug.)
+INSERT { ?dose nkg:aboveMaximumDailyDose true }
 WHERE {
-  ?patient nkg:currentDrugDose ?dose ; nkg:renalBand ?band .
+  ?patient nkg:currentDrugDose ?dose .
   ?dose nkg:drug ?drug ; nkg:dailyDoseMg ?mg .
-  # (The band's dose specifications as a subquery, as above: not matched against every dose of the drug.)
-  { SELECT ?drug ?band ?max WHERE { ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:maxDailyDose ?max . } }
+  {
+    { SELECT ?drug ?max WHERE { ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:maxDailyDose ?max . FILTER NOT EXISTS { ?spec nkg:forRenalBand ?anyBand } } }
+  } UNION {
+    ?patient nkg:renalBand ?band .
+    { SELECT ?drug ?band ?max WHERE { ?spec a nkg:DoseSpecification ; nkg:drug ?drug ; nkg:forRenalBand ?band ; nkg:maxDailyDose ?max . } }
+  }
   FILTER(?mg > ?max)
 } ;
 
