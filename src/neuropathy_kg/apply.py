@@ -258,19 +258,23 @@ def _derived_per_drug(action: dict, result: dict) -> bool:
     return sum(other["id"] == action["id"] for other in result["actions"]) > 1
 
 
+def _request_kind(action_id: str) -> str:
+    """The resource type of the request an action proposes, by its CPG activity type."""
+    return REQUEST_KIND.get(plan().activity_type(action_id) or "", "Task")
+
+
 def request_id(action: dict, result: dict, as_of: str) -> str:
     """The id of the request a derived action proposes: stable for the patient, date and action, and,
     where the patient has the action for several drugs, its drug."""
-    kind = REQUEST_KIND.get(plan().activity_type(action["id"]) or "", "Task")
     drug = [action["dose"]["drug"]] if _derived_per_drug(action, result) else []
-    return _uuid(as_of, result["patient"], kind, action["id"], *drug)
+    return _uuid(as_of, result["patient"], _request_kind(action["id"]), action["id"], *drug)
 
 
 def _request(action: dict, result: dict, as_of: str, patient_url: str, missing: list[str]) -> dict:
     """The request one derived action proposes, by its CPG activity type."""
     index = plan()
     action_id = action["id"]
-    kind = REQUEST_KIND.get(index.activity_type(action_id) or "", "Task")
+    kind = _request_kind(action_id)
     code = {"coding": [_concept(action_id, action["label"])], "text": action["label"]}
     resource: dict = {"resourceType": kind, "id": request_id(action, result, as_of),
                       "extension": [{"url": RATIONALE, "valueMarkdown": action["rationale"]}]}
@@ -371,9 +375,15 @@ def _group_action(derived: list[tuple[dict, str]], present: set[str]) -> dict:
         return {**group, "textEquivalent": action["rationale"], "timingDateTime": action.get("due"),
                 "resource": _ref(derived[0][1], action["label"])}
     return {**group, "groupingBehavior": "logical-group", "selectionBehavior": "all",
-            "action": [{"id": f"{one['id']}-{one['dose']['drug']}", "title": f"{one['label']}: {one['dose']['drug']}",
-                        "textEquivalent": one["rationale"], "timingDateTime": one.get("due"),
-                        "resource": _ref(url, f"{one['label']}: {one['dose']['drug']}")} for one, url in derived]}
+            "action": [_drug_action(one, url) for one, url in derived]}
+
+
+def _drug_action(action: dict, request_url: str) -> dict:
+    """The sub-action of one drug of an action derived for several drugs."""
+    drug = action["dose"]["drug"]
+    title = f"{action['label']}: {drug}"
+    return {"id": f"{action['id']}-{drug}", "title": title, "textEquivalent": action["rationale"],
+            "timingDateTime": action.get("due"), "resource": _ref(request_url, title)}
 
 
 def leaf_actions(group: dict) -> list[dict]:

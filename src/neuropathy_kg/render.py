@@ -84,9 +84,9 @@ def dose(dose: dict) -> str:
     parts = [dose.get("drug", "")]
     labels = [("dailyAmount", "{}/day"), ("days", "x {}"), ("totalAmount", "total {}"),
               ("startDailyAmount", "start {}/day"), ("targetDailyAmount", "target {}/day"),
-              ("minDailyAmount", "range {}"), ("maxDailyAmount", "to {}/day")]
-    if "minDailyAmount" not in dose:  # a maximum alone bounds the start or target dose: never "target 400 to 1400"
-        labels[-1] = ("maxDailyAmount", "(at most {}/day)")
+              ("minDailyAmount", "range {}"),
+              # a maximum alone bounds the start or target dose: never "target 400 to 1400"
+              ("maxDailyAmount", "to {}/day" if "minDailyAmount" in dose else "(at most {}/day)")]
     for key, pattern in labels:
         if key in dose:
             value = plural(dose[key], "day") if key == "days" else quantity(dose[key], unit)
